@@ -1,0 +1,121 @@
+//! The analyzer's configuration, and opening and serving an analyzer from it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use meridian_collector::sink::Sink;
+use prometheus::Registry;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{AnalyzerError, QueryError};
+use crate::ingest::{self, StoreSink};
+use crate::query::{self, QueryEngine};
+use crate::store::{Store, StoreConfig};
+use crate::telemetry::AnalyzerMetrics;
+
+/// Configuration of the analyzer (`[analyzer]` in the TOML file).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyzerConfig {
+    /// The HTTP API: SQL, ingest from collectors, `/healthz`, `/readyz`, `/metrics`.
+    pub http_addr: SocketAddr,
+    /// Flushing and limits of the store.
+    pub store: StoreConfig,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        Self { http_addr: SocketAddr::from(([0, 0, 0, 0], 4380)), store: StoreConfig::default() }
+    }
+}
+
+/// An opened analyzer: the store and the SQL engine over it.
+pub struct Analyzer {
+    config: AnalyzerConfig,
+    store: Arc<Store>,
+    engine: Arc<QueryEngine>,
+    registry: Registry,
+}
+
+/// A serving analyzer.
+pub struct RunningAnalyzer {
+    /// Bound HTTP address.
+    pub http_addr: SocketAddr,
+    stop_http: CancellationToken,
+    stop_flusher: CancellationToken,
+    http: JoinHandle<()>,
+    flusher: JoinHandle<()>,
+}
+
+impl AnalyzerConfig {
+    /// Opens the store under `data_dir`; metrics go to `registry`.
+    pub fn open(&self, data_dir: &Path, registry: &Registry) -> Result<Analyzer, AnalyzerError> {
+        let metrics = AnalyzerMetrics::new(registry)?;
+        let store = Arc::new(Store::open(data_dir, self.store.clone(), metrics.clone())?);
+        let engine = QueryEngine::new(&store, metrics).map_err(|e| match e {
+            QueryError::Invalid(m) | QueryError::Execution(m) => {
+                AnalyzerError::Store(crate::error::StoreError::Schema(m))
+            }
+        })?;
+        Ok(Analyzer { config: self.clone(), store, engine: Arc::new(engine), registry: registry.clone() })
+    }
+}
+
+impl Analyzer {
+    /// The in-process sink feeding this analyzer's store (standalone mode).
+    pub fn sink(&self) -> Arc<dyn Sink> {
+        Arc::new(StoreSink::new(Arc::clone(&self.store)))
+    }
+
+    /// The SQL engine.
+    pub fn engine(&self) -> Arc<QueryEngine> {
+        Arc::clone(&self.engine)
+    }
+
+    /// The store.
+    pub fn store(&self) -> Arc<Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// All HTTP routes: SQL, ingest and the operator endpoints.
+    pub fn router(&self) -> Router {
+        query::http::router(Arc::clone(&self.engine))
+            .merge(ingest::router(Arc::clone(&self.store)))
+            .merge(meridian_collector::admin::router(self.registry.clone()))
+    }
+
+    /// Binds the HTTP API and starts the flusher.
+    pub async fn serve(self) -> Result<RunningAnalyzer, AnalyzerError> {
+        let addr = self.config.http_addr;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| AnalyzerError::Bind { what: "HTTP API", addr, source })?;
+        let http_addr = listener.local_addr().map_err(|source| AnalyzerError::Bind { what: "HTTP API", addr, source })?;
+        let stop_http = CancellationToken::new();
+        let stop_flusher = CancellationToken::new();
+        let router = self.router();
+        let stop = stop_http.clone();
+        let http = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await {
+                tracing::error!(error = %e, "analyzer HTTP server failed");
+            }
+        });
+        let flusher = tokio::spawn(Arc::clone(&self.store).run_flusher(stop_flusher.clone()));
+        tracing::info!(%http_addr, "analyzer serving SQL on /api/v1/sql");
+        Ok(RunningAnalyzer { http_addr, stop_http, stop_flusher, http, flusher })
+    }
+}
+
+impl RunningAnalyzer {
+    /// Stops the HTTP API, then flushes every table to Parquet.
+    pub async fn shutdown(self) {
+        self.stop_http.cancel();
+        let _ = self.http.await;
+        self.stop_flusher.cancel();
+        let _ = self.flusher.await;
+    }
+}

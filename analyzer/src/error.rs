@@ -1,0 +1,67 @@
+//! Errors of the analyzer: storing, querying, serving.
+
+use std::path::Path;
+
+/// Why storing or loading data failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// File-system I/O failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Writing or reading Parquet failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// An Arrow kernel failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A batch does not have its table's schema.
+    #[error("schema mismatch: {0}")]
+    Schema(String),
+    /// Too many rows are waiting to be flushed; the writer should retry later.
+    #[error("the store is behind: {0} rows waiting to be flushed")]
+    Behind(usize),
+}
+
+impl StoreError {
+    /// Wraps an I/O error with its path.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        StoreError::Io { path: path.display().to_string(), source }
+    }
+}
+
+/// Why a SQL query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The query is not valid SQL, names unknown tables or columns, or is not allowed (read-only).
+    #[error("{0}")]
+    Invalid(String),
+    /// The query was valid but failed while running.
+    #[error("{0}")]
+    Execution(String),
+}
+
+/// Why the analyzer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzerError {
+    /// The store could not be opened.
+    #[error("opening the store: {0}")]
+    Store(#[from] StoreError),
+    /// A listener could not bind.
+    #[error("binding {what} on {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Metrics could not be registered.
+    #[error("registering metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}

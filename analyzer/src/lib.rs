@@ -1,0 +1,14 @@
+//! Meridian's central analyzer: stores the collectors' Arrow batches (memory, then Parquet) and
+//! answers SQL over them.
+//!
+//! Data flow: [`ingest`] (from collectors) → [`store`] → [`query`] (SQL over HTTP).
+
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod query;
+pub mod store;
+pub mod telemetry;
+
+pub use config::{Analyzer, AnalyzerConfig, RunningAnalyzer};
+pub use error::{AnalyzerError, QueryError, StoreError};

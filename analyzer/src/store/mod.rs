@@ -1,0 +1,164 @@
+//! The analyzer's store: per table, recent rows in memory and older rows in Parquet files
+//! partitioned by hour. Batches come in through [`Store::insert`]; a flusher moves hot rows to
+//! Parquet by size and age; [`table::Table`] serves both to DataFusion.
+//!
+//! Durability: rows are durable once flushed. Rows still in memory are lost if the process is
+//! killed (a graceful shutdown flushes them); the Kafka transport adds a write-ahead log.
+
+mod parquet;
+mod prune;
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::compute::concat_batches;
+use meridian_collector::{Signal, SignalBatch};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::StoreError;
+use crate::telemetry::AnalyzerMetrics;
+pub use parquet::StoredFile;
+use table::Table;
+
+/// Configuration of the store (`[analyzer.store]`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Flush a table's hot rows to Parquet at least this often.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Flush a table as soon as this many rows are hot.
+    pub flush_max_rows: usize,
+    /// Refuse new batches (retryable) while this many rows of a table wait to be flushed.
+    pub max_hot_rows: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { flush_interval: Duration::from_secs(10), flush_max_rows: 500_000, max_hot_rows: 4_000_000 }
+    }
+}
+
+/// The store of all tables.
+pub struct Store {
+    dir: PathBuf,
+    config: StoreConfig,
+    tables: BTreeMap<Signal, Arc<Table>>,
+    flush_locks: BTreeMap<Signal, Mutex<()>>,
+    metrics: AnalyzerMetrics,
+    flush_wanted: tokio::sync::Notify,
+}
+
+impl Store {
+    /// Opens the store under `dir`, finding the Parquet files already there.
+    pub fn open(dir: &Path, config: StoreConfig, metrics: AnalyzerMetrics) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        let dir = dir.canonicalize().map_err(|e| StoreError::io(dir, e))?;
+        let mut tables = BTreeMap::new();
+        let mut flush_locks = BTreeMap::new();
+        for signal in Signal::ALL {
+            let files = parquet::discover(&dir.join(signal.table()))?;
+            tracing::info!(table = signal.table(), files = files.len(), "opened table");
+            tables.insert(signal, Arc::new(Table::new(signal, files)));
+            flush_locks.insert(signal, Mutex::new(()));
+        }
+        Ok(Self { dir, config, tables, flush_locks, metrics, flush_wanted: tokio::sync::Notify::new() })
+    }
+
+    /// The table of a signal.
+    pub fn table(&self, signal: Signal) -> Arc<Table> {
+        // Every signal has a table: `open` creates all of them.
+        Arc::clone(&self.tables[&signal])
+    }
+
+    /// Adds a batch to its table's hot buffer; visible to queries at once.
+    pub fn insert(&self, batch: SignalBatch) -> Result<(), StoreError> {
+        let expected = batch.signal.schema();
+        if batch.batch.schema().fields() != expected.fields() {
+            return Err(StoreError::Schema(format!(
+                "batch for `{}` does not have the table's schema (version {})",
+                batch.signal.table(),
+                meridian_collector::schema::SCHEMA_VERSION
+            )));
+        }
+        let table = self.table(batch.signal);
+        let waiting = table.hot_rows();
+        if waiting >= self.config.max_hot_rows {
+            return Err(StoreError::Behind(waiting));
+        }
+        let rows = batch.rows();
+        // Re-wrap with the canonical schema so metadata differences never reach the table.
+        let normalized = arrow::array::RecordBatch::try_new(expected, batch.batch.columns().to_vec())?;
+        let hot = table.append(normalized);
+        let label = [batch.signal.table()];
+        self.metrics.rows_ingested.with_label_values(&label).inc_by(rows as u64);
+        self.metrics.hot_rows.with_label_values(&label).set(hot as i64);
+        if hot >= self.config.flush_max_rows {
+            self.flush_wanted.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Writes a table's hot rows to Parquet and swaps them for the new files.
+    pub async fn flush(&self, signal: Signal) -> Result<(), StoreError> {
+        let _guard = self.flush_locks[&signal].lock().await;
+        let table = self.table(signal);
+        let snapshot = table.snapshot();
+        if snapshot.hot.is_empty() {
+            return Ok(());
+        }
+        let count = snapshot.hot.len();
+        let rows = snapshot.hot_rows;
+        let dir = self.dir.join(signal.table());
+        let written = tokio::task::spawn_blocking(move || -> Result<Vec<StoredFile>, StoreError> {
+            let batch = concat_batches(&signal.schema(), &snapshot.hot)?;
+            parquet::split_by_hour(&batch)?
+                .into_iter()
+                .map(|(hour, rows)| parquet::write_file(&dir, hour, &rows))
+                .collect()
+        })
+        .await
+        .map_err(|e| StoreError::Schema(format!("flush task failed: {e}")))??;
+        let bytes: u64 = written.iter().map(|f| f.bytes).sum();
+        let label = [signal.table()];
+        self.metrics.rows_flushed.with_label_values(&label).inc_by(rows as u64);
+        self.metrics.bytes_flushed.with_label_values(&label).inc_by(bytes);
+        self.metrics.files_written.with_label_values(&label).inc_by(written.len() as u64);
+        table.commit_flush(count, written);
+        self.metrics.hot_rows.with_label_values(&label).set(table.hot_rows() as i64);
+        tracing::debug!(table = signal.table(), rows, bytes, "flushed to parquet");
+        Ok(())
+    }
+
+    /// Flushes every table.
+    pub async fn flush_all(&self) -> Result<(), StoreError> {
+        for signal in Signal::ALL {
+            self.flush(signal).await?;
+        }
+        Ok(())
+    }
+
+    /// Flushes on the interval or when a table fills up, until `stop`; then flushes once more.
+    pub async fn run_flusher(self: Arc<Self>, stop: CancellationToken) {
+        let mut interval = tokio::time::interval(self.config.flush_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = interval.tick() => {}
+                _ = self.flush_wanted.notified() => {}
+            }
+            if let Err(e) = self.flush_all().await {
+                tracing::error!(error = %e, "flushing to parquet failed; rows stay in memory and will be retried");
+            }
+        }
+        if let Err(e) = self.flush_all().await {
+            tracing::error!(error = %e, "final flush failed: rows still in memory are lost");
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Writing batches to Parquet files partitioned by table and hour, atomically (temp file, fsync,
+//! rename), and finding them again at start-up.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, BooleanArray, RecordBatch, TimestampNanosecondArray};
+use arrow::compute::filter_record_batch;
+use chrono::{DateTime, NaiveDate, Utc};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::error::StoreError;
+use meridian_collector::schema::TIME;
+
+/// Nanoseconds in an hour: the partition width.
+pub const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// One Parquet file of a table, covering one hour partition.
+#[derive(Clone, Debug)]
+pub struct StoredFile {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Start of the hour the file's rows fall in (ns since the epoch).
+    pub hour_start: i64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// Splits a batch by the hour of its time column: (hour start, rows of that hour).
+pub fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(i64, RecordBatch)>, StoreError> {
+    let times = batch
+        .column_by_name(TIME)
+        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+        .ok_or_else(|| StoreError::Schema("batch has no nanosecond `time` column".into()))?;
+    let hours: Vec<i64> = times.values().iter().map(|t| t.div_euclid(HOUR_NS) * HOUR_NS).collect();
+    let mut distinct: Vec<i64> = hours.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() <= 1 {
+        return Ok(distinct.into_iter().map(|h| (h, batch.clone())).collect());
+    }
+    distinct
+        .into_iter()
+        .map(|hour| {
+            let mask = BooleanArray::from(hours.iter().map(|h| *h == hour).collect::<Vec<_>>());
+            Ok((hour, filter_record_batch(batch, &mask)?))
+        })
+        .collect()
+}
+
+/// The directory of one hour partition: `{table_dir}/date=YYYY-MM-DD/hour=HH`.
+fn partition_dir(table_dir: &Path, hour_start: i64) -> PathBuf {
+    let t = DateTime::<Utc>::from_timestamp_nanos(hour_start);
+    table_dir.join(format!("date={}", t.format("%Y-%m-%d"))).join(format!("hour={}", t.format("%H")))
+}
+
+/// Writes one hour's rows to a new zstd Parquet file, atomically.
+pub fn write_file(table_dir: &Path, hour_start: i64, batch: &RecordBatch) -> Result<StoredFile, StoreError> {
+    let dir = partition_dir(table_dir, hour_start);
+    fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+    let name = format!("{}-{}.parquet", Utc::now().timestamp_millis(), uuid::Uuid::new_v4().simple());
+    let path = dir.join(&name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_max_row_group_row_count(Some(64 * 1024))
+        .build();
+    let file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+    writer.write(batch)?;
+    let file = writer.into_inner()?;
+    file.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
+    drop(file);
+    fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;
+    // Make the rename itself durable.
+    if let Ok(d) = File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    let bytes = fs::metadata(&path).map_err(|e| StoreError::io(&path, e))?.len();
+    Ok(StoredFile { path, hour_start, bytes })
+}
+
+/// Finds the Parquet files of a table, deleting temp files a crash left behind.
+pub fn discover(table_dir: &Path) -> Result<Vec<StoredFile>, StoreError> {
+    let mut found = BTreeMap::new();
+    if !table_dir.exists() {
+        return Ok(Vec::new());
+    }
+    for date in read_dir(table_dir)? {
+        let Some(day) = dir_value(&date, "date=").and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()) else {
+            continue;
+        };
+        for hour in read_dir(&date)? {
+            let Some(h) = dir_value(&hour, "hour=").and_then(|h| h.parse::<u32>().ok()) else { continue };
+            let Some(start) = day.and_hms_opt(h, 0, 0).and_then(|t| t.and_utc().timestamp_nanos_opt()) else {
+                continue;
+            };
+            for file in read_dir(&hour)? {
+                let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+                if name.ends_with(".tmp") {
+                    tracing::warn!(path = %file.display(), "removing an incomplete file left by a crash");
+                    let _ = fs::remove_file(&file);
+                } else if name.ends_with(".parquet") {
+                    let bytes = fs::metadata(&file).map_err(|e| StoreError::io(&file, e))?.len();
+                    found.insert(file.clone(), StoredFile { path: file, hour_start: start, bytes });
+                }
+            }
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
+        out.push(entry.map_err(|e| StoreError::io(dir, e))?.path());
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn dir_value(path: &Path, prefix: &str) -> Option<String> {
+    path.file_name()?.to_str()?.strip_prefix(prefix).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_dirs_are_by_utc_date_and_hour() {
+        let t = 1_700_000_000_000_000_000i64; // 2023-11-14T22:13:20Z
+        let dir = partition_dir(Path::new("/d/spans"), t.div_euclid(HOUR_NS) * HOUR_NS);
+        assert_eq!(dir, Path::new("/d/spans/date=2023-11-14/hour=22"));
+    }
+}

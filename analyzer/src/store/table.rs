@@ -1,0 +1,129 @@
+//! One stored table: an in-memory hot buffer of recent batches plus Parquet files, served to
+//! DataFusion as a single table with hour-partition pruning on `time`.
+
+use std::sync::{Arc, RwLock};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::MemTable;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::ExecutionPlan;
+use meridian_collector::schema::TIME;
+use meridian_collector::Signal;
+
+use super::parquet::{StoredFile, HOUR_NS};
+use super::prune::time_range;
+
+/// What a table holds at one instant: queries and flushes each see one consistent snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Batches not yet in Parquet, oldest first.
+    pub hot: Vec<RecordBatch>,
+    /// Rows in `hot`.
+    pub hot_rows: usize,
+    /// Parquet files, oldest first.
+    pub files: Vec<StoredFile>,
+}
+
+/// A table of the store; shared by the writer, the flusher and DataFusion.
+#[derive(Debug)]
+pub struct Table {
+    signal: Signal,
+    state: RwLock<Snapshot>,
+}
+
+impl Table {
+    /// A table of `signal` holding the given files and nothing hot.
+    pub fn new(signal: Signal, files: Vec<StoredFile>) -> Self {
+        Self { signal, state: RwLock::new(Snapshot { files, ..Snapshot::default() }) }
+    }
+
+    /// The signal (and so the schema) of the table.
+    pub fn signal(&self) -> Signal {
+        self.signal
+    }
+
+    /// A consistent copy of what the table holds (batches and file list are cheap to clone).
+    pub fn snapshot(&self) -> Snapshot {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Appends a batch to the hot buffer; returns the hot row count after it.
+    pub fn append(&self, batch: RecordBatch) -> usize {
+        let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+        s.hot_rows += batch.num_rows();
+        s.hot.push(batch);
+        s.hot_rows
+    }
+
+    /// Rows in the hot buffer.
+    pub fn hot_rows(&self) -> usize {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).hot_rows
+    }
+
+    /// Replaces the first `flushed` hot batches by the files they were written to, in one step,
+    /// so a query sees each row exactly once.
+    pub fn commit_flush(&self, flushed: usize, files: Vec<StoredFile>) {
+        let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let n = flushed.min(s.hot.len());
+        let rows: usize = s.hot[..n].iter().map(RecordBatch::num_rows).sum();
+        s.hot.drain(..n);
+        s.hot_rows -= rows;
+        s.files.extend(files);
+    }
+}
+
+#[async_trait]
+impl TableProvider for Table {
+    fn schema(&self) -> SchemaRef {
+        self.signal.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Filters are used to prune partitions and row groups; DataFusion still applies them.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let schema = self.schema();
+        let snapshot = self.snapshot();
+        let range = time_range(filters, TIME);
+        let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+
+        let urls = snapshot
+            .files
+            .iter()
+            .filter(|f| range.overlaps(f.hour_start, f.hour_start + HOUR_NS))
+            .map(|f| ListingTableUrl::parse(f.path.to_string_lossy()))
+            .collect::<DfResult<Vec<_>>>()?;
+        if !urls.is_empty() {
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+            let config = ListingTableConfig::new_with_multi_paths(urls)
+                .with_listing_options(options)
+                .with_schema(Arc::clone(&schema));
+            let files = ListingTable::try_new(config)?;
+            plans.push(files.scan(state, projection, filters, limit).await?);
+        }
+        if !snapshot.hot.is_empty() || plans.is_empty() {
+            let hot = MemTable::try_new(Arc::clone(&schema), vec![snapshot.hot])?;
+            plans.push(hot.scan(state, projection, filters, limit).await?);
+        }
+        UnionExec::try_new(plans)
+    }
+}

@@ -1,0 +1,49 @@
+//! The analyzer's own metrics, exposed in Prometheus text format on `/metrics`.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+/// Counters and gauges of the analyzer; cheap to clone.
+#[derive(Clone)]
+pub struct AnalyzerMetrics {
+    /// Rows added to the store, by table.
+    pub rows_ingested: IntCounterVec,
+    /// Rows written to Parquet, by table.
+    pub rows_flushed: IntCounterVec,
+    /// Parquet bytes written, by table.
+    pub bytes_flushed: IntCounterVec,
+    /// Parquet files written, by table.
+    pub files_written: IntCounterVec,
+    /// Rows in memory waiting to be flushed, by table.
+    pub hot_rows: IntGaugeVec,
+    /// SQL queries, by outcome (`ok`, `invalid`, `failed`).
+    pub queries: IntCounterVec,
+    /// SQL query latency in seconds.
+    pub query_seconds: HistogramVec,
+}
+
+impl AnalyzerMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let hot_rows = IntGaugeVec::new(Opts::new("meridian_analyzer_hot_rows", "Rows in memory not yet in Parquet"), &["table"])?;
+        registry.register(Box::new(hot_rows.clone()))?;
+        let query_seconds = HistogramVec::new(
+            HistogramOpts::new("meridian_analyzer_query_seconds", "SQL query latency"),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(query_seconds.clone()))?;
+        Ok(Self {
+            rows_ingested: counter("meridian_analyzer_ingested_rows_total", "Rows added to the store", &["table"])?,
+            rows_flushed: counter("meridian_analyzer_flushed_rows_total", "Rows written to Parquet", &["table"])?,
+            bytes_flushed: counter("meridian_analyzer_flushed_bytes_total", "Parquet bytes written", &["table"])?,
+            files_written: counter("meridian_analyzer_parquet_files_written_total", "Parquet files written", &["table"])?,
+            hot_rows,
+            queries: counter("meridian_analyzer_queries_total", "SQL queries", &["outcome"])?,
+            query_seconds,
+        })
+    }
+}

@@ -1,0 +1,148 @@
+//! The collector's configuration, and starting a collector from it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::Registry;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::CollectorError;
+use crate::forward::{self, ForwardConfig};
+use crate::otlp::{self, grpc::GrpcReceiver, Intake};
+use crate::queue;
+use crate::sink::Sink;
+use crate::telemetry::CollectorMetrics;
+
+/// Configuration of one regional collector (`[collector]` in the TOML file).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorConfig {
+    /// Region stamped on every row (the `region` column).
+    pub region: String,
+    /// OTLP/gRPC listen address.
+    pub otlp_grpc_addr: SocketAddr,
+    /// OTLP/HTTP listen address.
+    pub otlp_http_addr: SocketAddr,
+    /// Health and metrics API of a separate collector process (`meridian collector`).
+    pub http_addr: SocketAddr,
+    /// Largest request accepted, in bytes, before and after decompression.
+    pub max_request_bytes: usize,
+    /// Rows the queue between receivers and sink holds before receivers answer with backpressure.
+    pub queue_capacity_rows: usize,
+    /// What receivers tell clients to wait when the queue is full (`Retry-After`, `RetryInfo`).
+    #[serde(with = "humantime_serde")]
+    pub retry_after: Duration,
+    /// Batching and retry of forwarding.
+    pub forward: ForwardConfig,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self {
+            region: "local".into(),
+            otlp_grpc_addr: SocketAddr::from(([0, 0, 0, 0], 4317)),
+            otlp_http_addr: SocketAddr::from(([0, 0, 0, 0], 4318)),
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 4381)),
+            max_request_bytes: 64 << 20,
+            queue_capacity_rows: 262_144,
+            retry_after: Duration::from_secs(1),
+            forward: ForwardConfig::default(),
+        }
+    }
+}
+
+/// A started collector.
+pub struct RunningCollector {
+    /// Bound OTLP/gRPC address (the real port when configured with port 0).
+    pub grpc_addr: SocketAddr,
+    /// Bound OTLP/HTTP address.
+    pub http_addr: SocketAddr,
+    stop_receivers: CancellationToken,
+    stop_forwarding: CancellationToken,
+    receivers: Vec<JoinHandle<()>>,
+    forwarder: JoinHandle<()>,
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, CollectorError> {
+    TcpListener::bind(addr).await.map_err(|source| CollectorError::Bind { what, addr, source })
+}
+
+impl CollectorConfig {
+    /// Binds the receivers and starts forwarding to `sink`; metrics go to `registry`.
+    pub async fn start(&self, sink: Arc<dyn Sink>, registry: &Registry) -> Result<RunningCollector, CollectorError> {
+        let metrics = CollectorMetrics::new(registry)?;
+        let (queue, rx) = queue::bounded(self.queue_capacity_rows, metrics.clone());
+        let intake = Intake::new(&self.region, queue, metrics.clone(), self.retry_after);
+
+        let grpc_listener = bind("OTLP/gRPC", self.otlp_grpc_addr).await?;
+        let http_listener = bind("OTLP/HTTP", self.otlp_http_addr).await?;
+        let grpc_addr = grpc_listener.local_addr().map_err(|source| CollectorError::Bind {
+            what: "OTLP/gRPC",
+            addr: self.otlp_grpc_addr,
+            source,
+        })?;
+        let http_addr = http_listener.local_addr().map_err(|source| CollectorError::Bind {
+            what: "OTLP/HTTP",
+            addr: self.otlp_http_addr,
+            source,
+        })?;
+
+        let stop_receivers = CancellationToken::new();
+        let stop_forwarding = CancellationToken::new();
+
+        let mut server = tonic::transport::Server::builder();
+        let grpc = GrpcReceiver::new(intake.clone()).add_to(&mut server, self.max_request_bytes);
+        let stop = stop_receivers.clone();
+        let grpc_task = tokio::spawn(async move {
+            let incoming = TcpListenerStream::new(grpc_listener);
+            if let Err(e) = grpc.serve_with_incoming_shutdown(incoming, stop.cancelled_owned()).await {
+                tracing::error!(error = %e, "OTLP/gRPC server failed");
+            }
+        });
+
+        let http = otlp::http::router(intake, self.max_request_bytes);
+        let stop = stop_receivers.clone();
+        let http_task = tokio::spawn(async move {
+            let serve = axum::serve(http_listener, http).with_graceful_shutdown(stop.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "OTLP/HTTP server failed");
+            }
+        });
+
+        let forwarder = tokio::spawn(forward::run(
+            self.forward.clone(),
+            rx,
+            sink,
+            metrics,
+            stop_forwarding.clone(),
+        ));
+        tracing::info!(region = %self.region, %grpc_addr, %http_addr, "collector listening for OTLP");
+        Ok(RunningCollector {
+            grpc_addr,
+            http_addr,
+            stop_receivers,
+            stop_forwarding,
+            receivers: vec![grpc_task, http_task],
+            forwarder,
+        })
+    }
+}
+
+impl RunningCollector {
+    /// Stops accepting requests, then waits until every accepted row is delivered (or, with the
+    /// sink unreachable, until the forwarder's shutdown grace period ends).
+    pub async fn shutdown(self) {
+        self.stop_receivers.cancel();
+        for task in self.receivers {
+            let _ = task.await;
+        }
+        // The receivers' senders are gone, so the forwarder drains the queue and ends.
+        self.stop_forwarding.cancel();
+        let _ = self.forwarder.await;
+    }
+}

@@ -1,0 +1,154 @@
+//! `ExportLogsServiceRequest` ⇄ a `logs` batch (one row per log record).
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, Int32Array, Int32Builder, MapArray, RecordBatch, StringArray, StringBuilder,
+    TimestampNanosecondArray, TimestampNanosecondBuilder, UInt32Array, UInt32Builder,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+
+use super::attributes;
+use super::context::{regroup, ContextBuilder};
+use super::{check_id, column, read_hex, ts, ConvertError, Converted, Rejections};
+use crate::schema;
+
+/// Converts a logs export request to a `logs` batch, stamping `region` on every row.
+///
+/// Records whose trace or span id is present but malformed are rejected; the rest are kept.
+pub fn logs_to_arrow(request: &ExportLogsServiceRequest, region: &str) -> Result<Converted, ConvertError> {
+    let mut rejections = Rejections::default();
+    let mut time = TimestampNanosecondBuilder::new();
+    let mut observed = TimestampNanosecondBuilder::new();
+    let mut region_col = StringBuilder::new();
+    let mut service = StringBuilder::new();
+    let mut severity = Int32Builder::new();
+    let mut severity_text = StringBuilder::new();
+    let mut body = StringBuilder::new();
+    let mut body_type = StringBuilder::new();
+    let mut trace_id = StringBuilder::new();
+    let mut span_id = StringBuilder::new();
+    let mut flags = UInt32Builder::new();
+    let mut event_name = StringBuilder::new();
+    let mut attrs = attributes::map_builder();
+    let mut attr_types = attributes::map_builder();
+    let mut dropped = UInt32Builder::new();
+    let mut context = ContextBuilder::default();
+
+    for rl in &request.resource_logs {
+        let svc = super::promoted::service_name(rl.resource.as_ref().map_or(&[][..], |r| &r.attributes));
+        for sl in &rl.scope_logs {
+            for record in &sl.log_records {
+                let ids = check_id(&record.trace_id, 16, "trace_id", true)
+                    .and_then(|t| Ok((t, check_id(&record.span_id, 8, "span_id", true)?)));
+                let (tid, sid) = match ids {
+                    Ok(ids) => ids,
+                    Err(msg) => {
+                        rejections.add(|| format!("log record rejected: {msg}"));
+                        continue;
+                    }
+                };
+                time.append_value(ts(record.time_unix_nano));
+                observed.append_value(ts(record.observed_time_unix_nano));
+                region_col.append_value(region);
+                service.append_option(svc.as_deref());
+                severity.append_value(record.severity_number);
+                severity_text.append_value(&record.severity_text);
+                match &record.body {
+                    None => {
+                        body.append_null();
+                        body_type.append_null();
+                    }
+                    Some(value) => {
+                        let (text, kind) = attributes::render(Some(value));
+                        body.append_value(text);
+                        body_type.append_option(kind);
+                    }
+                }
+                trace_id.append_option(tid);
+                span_id.append_option(sid);
+                flags.append_value(record.flags);
+                event_name.append_value(&record.event_name);
+                attributes::append(&mut attrs, &mut attr_types, &record.attributes);
+                dropped.append_value(record.dropped_attributes_count);
+                context.append(rl.resource.as_ref(), &rl.schema_url, sl.scope.as_ref(), &sl.schema_url);
+            }
+        }
+    }
+
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(time.finish().with_timezone("UTC")),
+        Arc::new(observed.finish().with_timezone("UTC")),
+        Arc::new(region_col.finish()),
+        Arc::new(service.finish()),
+        Arc::new(severity.finish()),
+        Arc::new(severity_text.finish()),
+        Arc::new(body.finish()),
+        Arc::new(body_type.finish()),
+        Arc::new(trace_id.finish()),
+        Arc::new(span_id.finish()),
+        Arc::new(flags.finish()),
+        Arc::new(event_name.finish()),
+        Arc::new(attrs.finish()),
+        Arc::new(attr_types.finish()),
+        Arc::new(dropped.finish()),
+    ];
+    columns.extend(context.finish());
+    let batch = RecordBatch::try_new(schema::logs(), columns)?;
+    Ok(rejections.into_converted(batch))
+}
+
+/// Rebuilds the logs export request a `logs` batch was made from.
+pub fn logs_from_arrow(batch: &RecordBatch) -> Result<ExportLogsServiceRequest, ConvertError> {
+    let time: &TimestampNanosecondArray = column(batch, "time")?;
+    let observed: &TimestampNanosecondArray = column(batch, "observed_time")?;
+    let severity: &Int32Array = column(batch, "severity_number")?;
+    let severity_text: &StringArray = column(batch, "severity_text")?;
+    let body: &StringArray = column(batch, "body")?;
+    let body_type: &StringArray = column(batch, "body_type")?;
+    let trace_id: &StringArray = column(batch, "trace_id")?;
+    let span_id: &StringArray = column(batch, "span_id")?;
+    let flags: &UInt32Array = column(batch, "flags")?;
+    let event_name: &StringArray = column(batch, "event_name")?;
+    let attrs: &MapArray = column(batch, "attributes")?;
+    let attr_types: &MapArray = column(batch, "attribute_types")?;
+    let dropped: &UInt32Array = column(batch, "dropped_attributes_count")?;
+
+    let record_at = |row: usize| -> Result<LogRecord, ConvertError> {
+        let body = if body.is_null(row) {
+            None
+        } else {
+            let kind = (!body_type.is_null(row)).then(|| body_type.value(row));
+            // An `empty` body is a present AnyValue with no value set.
+            Some(attributes::parse(body.value(row), kind)?.unwrap_or_default())
+        };
+        Ok(LogRecord {
+            time_unix_nano: time.value(row) as u64,
+            observed_time_unix_nano: observed.value(row) as u64,
+            severity_number: severity.value(row),
+            severity_text: severity_text.value(row).to_owned(),
+            body,
+            attributes: attributes::read(attrs, attr_types, row)?,
+            dropped_attributes_count: dropped.value(row),
+            flags: flags.value(row),
+            trace_id: read_hex(trace_id, row)?,
+            span_id: read_hex(span_id, row)?,
+            event_name: event_name.value(row).to_owned(),
+        })
+    };
+
+    let resource_logs = regroup(batch, |range| range.map(record_at).collect())?
+        .into_iter()
+        .map(|group| ResourceLogs {
+            resource: Some(group.resource),
+            scope_logs: group
+                .scopes
+                .into_iter()
+                .map(|(scope, schema_url, log_records)| ScopeLogs { scope: Some(scope), log_records, schema_url })
+                .collect(),
+            schema_url: group.schema_url,
+        })
+        .collect();
+    Ok(ExportLogsServiceRequest { resource_logs })
+}

@@ -1,0 +1,120 @@
+//! OTLP requests ⇄ Arrow record batches in the shared schema (`crate::schema`).
+//!
+//! `*_to_arrow` takes a decoded Export request and the collector's region and gives one batch plus
+//! what was rejected; `*_from_arrow` rebuilds the OTLP request from a batch. Rebuilding groups
+//! consecutive rows with the same resource and scope, so a request round-trips exactly as long as
+//! it has no empty resource or scope entries and no two adjacent identical resources.
+
+mod attributes;
+mod context;
+mod logs;
+mod metrics;
+mod promoted;
+mod traces;
+
+pub use attributes::{find as find_attribute, render as render_value};
+pub use logs::{logs_from_arrow, logs_to_arrow};
+pub use metrics::{metrics_from_arrow, metrics_to_arrow};
+pub use traces::{traces_from_arrow, traces_to_arrow};
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringBuilder};
+use arrow::error::ArrowError;
+
+/// Why a conversion failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// Arrow refused to assemble the batch (a bug in the schema or a builder).
+    #[error("building an Arrow batch: {0}")]
+    Arrow(#[from] ArrowError),
+    /// A column is missing, has the wrong type or holds a value that cannot be read back.
+    #[error("reading a stored column: {0}")]
+    Column(String),
+}
+
+/// A converted request: the rows that can be stored, and what had to be rejected.
+#[derive(Debug)]
+pub struct Converted {
+    /// Rows in the signal's schema (possibly empty).
+    pub batch: RecordBatch,
+    /// Items (spans, data points, log records) rejected as invalid.
+    pub rejected: i64,
+    /// Why the first rejected item was rejected; empty when none were.
+    pub error_message: String,
+}
+
+/// Counts and describes the items a conversion rejected.
+#[derive(Debug, Default)]
+struct Rejections {
+    count: i64,
+    message: String,
+}
+
+impl Rejections {
+    fn add(&mut self, message: impl FnOnce() -> String) {
+        if self.count == 0 {
+            self.message = message();
+        }
+        self.count += 1;
+    }
+
+    fn into_converted(self, batch: RecordBatch) -> Converted {
+        Converted { batch, rejected: self.count, error_message: self.message }
+    }
+}
+
+/// Checks an id's length: `Ok(None)` for an empty optional id, an error for a wrong length or
+/// an all-zero id (both invalid in OTLP).
+fn check_id(id: &[u8], len: usize, what: &str, optional: bool) -> Result<Option<String>, String> {
+    if id.is_empty() && optional {
+        return Ok(None);
+    }
+    if id.len() != len {
+        return Err(format!("{what} must be {len} bytes, got {}", id.len()));
+    }
+    if id.iter().all(|b| *b == 0) {
+        return Err(format!("{what} must not be all zeros"));
+    }
+    Ok(Some(hex::encode(id)))
+}
+
+/// Appends an optional id as hex, or null when empty.
+fn append_hex(builder: &mut StringBuilder, id: &[u8]) {
+    if id.is_empty() {
+        builder.append_null();
+    } else {
+        builder.append_value(hex::encode(id));
+    }
+}
+
+/// Decodes a hex id column value back to bytes (null → empty).
+fn read_hex(col: &StringArray, row: usize) -> Result<Vec<u8>, ConvertError> {
+    if col.is_null(row) {
+        return Ok(Vec::new());
+    }
+    hex::decode(col.value(row)).map_err(|e| ConvertError::Column(format!("bad hex id: {e}")))
+}
+
+/// Downcasts a batch column by name.
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, ConvertError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| ConvertError::Column(format!("column `{name}` is missing or mistyped")))
+}
+
+/// Downcasts an array (a struct child) to a concrete type.
+fn downcast<T: 'static>(array: &ArrayRef, name: &str) -> Result<T, ConvertError>
+where
+    T: Clone,
+{
+    array
+        .as_any()
+        .downcast_ref::<T>()
+        .cloned()
+        .ok_or_else(|| ConvertError::Column(format!("field `{name}` is mistyped")))
+}
+
+/// Nanoseconds since the epoch as the signed value Arrow timestamps hold.
+fn ts(nanos: u64) -> i64 {
+    nanos as i64
+}

@@ -1,0 +1,378 @@
+//! `ExportTraceServiceRequest` ⇄ a `spans` batch (one row per span).
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, Int32Builder, Int64Builder, ListArray, MapArray, RecordBatch, StringArray,
+    StringBuilder, StructArray, TimestampNanosecondArray, TimestampNanosecondBuilder, UInt32Array,
+    UInt32Builder,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+
+use super::attributes::{self, StringMapBuilder};
+use super::context::{regroup, ContextBuilder};
+use super::{append_hex, check_id, column, downcast, promoted, read_hex, ts, ConvertError, Converted, Rejections};
+use crate::schema;
+
+const KINDS: [&str; 6] = ["unspecified", "internal", "server", "client", "producer", "consumer"];
+const STATUS: [&str; 3] = ["unset", "ok", "error"];
+
+/// Name of an enum value, or its number when the name is unknown (kept losslessly).
+pub(crate) fn enum_name(names: &[&str], value: i32) -> String {
+    usize::try_from(value)
+        .ok()
+        .and_then(|i| names.get(i))
+        .map_or_else(|| value.to_string(), |s| (*s).to_owned())
+}
+
+/// The inverse of [`enum_name`].
+pub(crate) fn enum_value(names: &[&str], name: &str) -> Result<i32, ConvertError> {
+    names
+        .iter()
+        .position(|n| *n == name)
+        .map(|i| i as i32)
+        .or_else(|| name.parse().ok())
+        .ok_or_else(|| ConvertError::Column(format!("unknown enum value `{name}`")))
+}
+
+/// Appends rows of `List<Struct<event_fields>>`.
+#[derive(Default)]
+struct EventsBuilder {
+    offsets: Vec<i32>,
+    time: TimestampNanosecondBuilder,
+    name: StringBuilder,
+    attrs: Option<(StringMapBuilder, StringMapBuilder)>,
+    dropped: UInt32Builder,
+}
+
+impl EventsBuilder {
+    fn append(&mut self, events: &[Event]) {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let (values, types) = self
+            .attrs
+            .get_or_insert_with(|| (attributes::map_builder(), attributes::map_builder()));
+        for e in events {
+            self.time.append_value(ts(e.time_unix_nano));
+            self.name.append_value(&e.name);
+            attributes::append(values, types, &e.attributes);
+            self.dropped.append_value(e.dropped_attributes_count);
+        }
+        let last = *self.offsets.last().unwrap_or(&0);
+        self.offsets.push(last + events.len() as i32);
+    }
+
+    fn finish(mut self) -> Result<ArrayRef, ConvertError> {
+        let (mut values, mut types) =
+            self.attrs.take().unwrap_or_else(|| (attributes::map_builder(), attributes::map_builder()));
+        let children: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish().with_timezone("UTC")),
+            Arc::new(self.name.finish()),
+            Arc::new(values.finish()),
+            Arc::new(types.finish()),
+            Arc::new(self.dropped.finish()),
+        ];
+        list_of_structs(schema::event_fields(), children, self.offsets)
+    }
+}
+
+/// Appends rows of `List<Struct<link_fields>>`.
+#[derive(Default)]
+struct LinksBuilder {
+    offsets: Vec<i32>,
+    trace_id: StringBuilder,
+    span_id: StringBuilder,
+    trace_state: StringBuilder,
+    flags: UInt32Builder,
+    attrs: Option<(StringMapBuilder, StringMapBuilder)>,
+    dropped: UInt32Builder,
+}
+
+impl LinksBuilder {
+    fn append(&mut self, links: &[Link]) {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let (values, types) = self
+            .attrs
+            .get_or_insert_with(|| (attributes::map_builder(), attributes::map_builder()));
+        for l in links {
+            self.trace_id.append_value(hex::encode(&l.trace_id));
+            self.span_id.append_value(hex::encode(&l.span_id));
+            self.trace_state.append_value(&l.trace_state);
+            self.flags.append_value(l.flags);
+            attributes::append(values, types, &l.attributes);
+            self.dropped.append_value(l.dropped_attributes_count);
+        }
+        let last = *self.offsets.last().unwrap_or(&0);
+        self.offsets.push(last + links.len() as i32);
+    }
+
+    fn finish(mut self) -> Result<ArrayRef, ConvertError> {
+        let (mut values, mut types) =
+            self.attrs.take().unwrap_or_else(|| (attributes::map_builder(), attributes::map_builder()));
+        let children: Vec<ArrayRef> = vec![
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.span_id.finish()),
+            Arc::new(self.trace_state.finish()),
+            Arc::new(self.flags.finish()),
+            Arc::new(values.finish()),
+            Arc::new(types.finish()),
+            Arc::new(self.dropped.finish()),
+        ];
+        list_of_structs(schema::link_fields(), children, self.offsets)
+    }
+}
+
+/// Assembles a non-null `List<Struct>` column from struct children and list offsets.
+pub(crate) fn list_of_structs(
+    fields: arrow::datatypes::Fields,
+    children: Vec<ArrayRef>,
+    mut offsets: Vec<i32>,
+) -> Result<ArrayRef, ConvertError> {
+    if offsets.is_empty() {
+        offsets.push(0);
+    }
+    let structs = StructArray::try_new(fields.clone(), children, None)?;
+    let item = Arc::new(Field::new("item", DataType::Struct(fields), true));
+    let list = ListArray::try_new(item, OffsetBuffer::new(offsets.into()), Arc::new(structs), None)?;
+    Ok(Arc::new(list))
+}
+
+/// Converts a trace export request to a `spans` batch, stamping `region` on every row.
+///
+/// Spans with an invalid trace or span id are rejected (counted in the result), the rest kept.
+pub fn traces_to_arrow(request: &ExportTraceServiceRequest, region: &str) -> Result<Converted, ConvertError> {
+    let capacity: usize = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    let mut rejections = Rejections::default();
+    let mut time = TimestampNanosecondBuilder::with_capacity(capacity);
+    let mut end_time = TimestampNanosecondBuilder::with_capacity(capacity);
+    let mut duration = Int64Builder::with_capacity(capacity);
+    let mut region_col = StringBuilder::new();
+    let mut service = StringBuilder::new();
+    let mut trace_id = StringBuilder::new();
+    let mut span_id = StringBuilder::new();
+    let mut parent = StringBuilder::new();
+    let mut trace_state = StringBuilder::new();
+    let mut flags = UInt32Builder::with_capacity(capacity);
+    let mut name = StringBuilder::new();
+    let mut kind = StringBuilder::new();
+    let mut status_code = StringBuilder::new();
+    let mut status_message = StringBuilder::new();
+    let mut method = StringBuilder::new();
+    let mut route = StringBuilder::new();
+    let mut path = StringBuilder::new();
+    let mut http_status = Int32Builder::with_capacity(capacity);
+    let mut server = StringBuilder::new();
+    let mut peer = StringBuilder::new();
+    let mut cloud_region = StringBuilder::new();
+    let mut environment = StringBuilder::new();
+    let mut attrs = attributes::map_builder();
+    let mut attr_types = attributes::map_builder();
+    let mut dropped_attrs = UInt32Builder::with_capacity(capacity);
+    let mut events = EventsBuilder::default();
+    let mut dropped_events = UInt32Builder::with_capacity(capacity);
+    let mut links = LinksBuilder::default();
+    let mut dropped_links = UInt32Builder::with_capacity(capacity);
+    let mut context = ContextBuilder::default();
+
+    for rs in &request.resource_spans {
+        let res_attrs = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes);
+        let svc = promoted::service_name(res_attrs);
+        let env = promoted::deployment_environment(res_attrs);
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                let ids = check_id(&span.trace_id, 16, "trace_id", false)
+                    .and_then(|t| Ok((t, check_id(&span.span_id, 8, "span_id", false)?)))
+                    .and_then(|ids| Ok((ids, check_id(&span.parent_span_id, 8, "parent_span_id", true)?)));
+                let ((tid, sid), _) = match ids {
+                    Ok(ids) => ids,
+                    Err(msg) => {
+                        rejections.add(|| format!("span `{}` rejected: {msg}", span.name));
+                        continue;
+                    }
+                };
+                time.append_value(ts(span.start_time_unix_nano));
+                end_time.append_value(ts(span.end_time_unix_nano));
+                duration.append_value(ts(span.end_time_unix_nano).saturating_sub(ts(span.start_time_unix_nano)));
+                region_col.append_value(region);
+                service.append_option(svc.as_deref());
+                trace_id.append_option(tid);
+                span_id.append_option(sid);
+                append_hex(&mut parent, &span.parent_span_id);
+                trace_state.append_value(&span.trace_state);
+                flags.append_value(span.flags);
+                name.append_value(&span.name);
+                kind.append_value(enum_name(&KINDS, span.kind));
+                let status = span.status.clone().unwrap_or_default();
+                status_code.append_value(enum_name(&STATUS, status.code));
+                status_message.append_value(&status.message);
+                let a = &span.attributes;
+                method.append_option(promoted::http_method(a));
+                route.append_option(promoted::http_route(a));
+                path.append_option(promoted::url_path(a));
+                http_status.append_option(promoted::http_status(a));
+                server.append_option(promoted::server_address(a));
+                peer.append_option(promoted::peer_service(a));
+                cloud_region.append_option(promoted::cloud_region(res_attrs, a));
+                environment.append_option(env.as_deref());
+                attributes::append(&mut attrs, &mut attr_types, a);
+                dropped_attrs.append_value(span.dropped_attributes_count);
+                events.append(&span.events);
+                dropped_events.append_value(span.dropped_events_count);
+                links.append(&span.links);
+                dropped_links.append_value(span.dropped_links_count);
+                context.append(rs.resource.as_ref(), &rs.schema_url, ss.scope.as_ref(), &ss.schema_url);
+            }
+        }
+    }
+
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(time.finish().with_timezone("UTC")),
+        Arc::new(end_time.finish().with_timezone("UTC")),
+        Arc::new(duration.finish()),
+        Arc::new(region_col.finish()),
+        Arc::new(service.finish()),
+        Arc::new(trace_id.finish()),
+        Arc::new(span_id.finish()),
+        Arc::new(parent.finish()),
+        Arc::new(trace_state.finish()),
+        Arc::new(flags.finish()),
+        Arc::new(name.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(status_code.finish()),
+        Arc::new(status_message.finish()),
+        Arc::new(method.finish()),
+        Arc::new(route.finish()),
+        Arc::new(path.finish()),
+        Arc::new(http_status.finish()),
+        Arc::new(server.finish()),
+        Arc::new(peer.finish()),
+        Arc::new(cloud_region.finish()),
+        Arc::new(environment.finish()),
+        Arc::new(attrs.finish()),
+        Arc::new(attr_types.finish()),
+        Arc::new(dropped_attrs.finish()),
+        events.finish()?,
+        Arc::new(dropped_events.finish()),
+        links.finish()?,
+        Arc::new(dropped_links.finish()),
+    ];
+    columns.extend(context.finish());
+    let batch = RecordBatch::try_new(schema::spans(), columns)?;
+    Ok(rejections.into_converted(batch))
+}
+
+/// Rebuilds the trace export request a `spans` batch was made from.
+pub fn traces_from_arrow(batch: &RecordBatch) -> Result<ExportTraceServiceRequest, ConvertError> {
+    let time: &TimestampNanosecondArray = column(batch, "time")?;
+    let end: &TimestampNanosecondArray = column(batch, "end_time")?;
+    let trace_id: &StringArray = column(batch, "trace_id")?;
+    let span_id: &StringArray = column(batch, "span_id")?;
+    let parent: &StringArray = column(batch, "parent_span_id")?;
+    let trace_state: &StringArray = column(batch, "trace_state")?;
+    let flags: &UInt32Array = column(batch, "flags")?;
+    let name: &StringArray = column(batch, "name")?;
+    let kind: &StringArray = column(batch, "kind")?;
+    let status_code: &StringArray = column(batch, "status_code")?;
+    let status_message: &StringArray = column(batch, "status_message")?;
+    let attrs: &MapArray = column(batch, "attributes")?;
+    let attr_types: &MapArray = column(batch, "attribute_types")?;
+    let dropped_attrs: &UInt32Array = column(batch, "dropped_attributes_count")?;
+    let events: &ListArray = column(batch, "events")?;
+    let dropped_events: &UInt32Array = column(batch, "dropped_events_count")?;
+    let links: &ListArray = column(batch, "links")?;
+    let dropped_links: &UInt32Array = column(batch, "dropped_links_count")?;
+    let span_at = |row: usize| -> Result<Span, ConvertError> {
+        let status = Status {
+            message: status_message.value(row).to_owned(),
+            code: enum_value(&STATUS, status_code.value(row))?,
+        };
+        Ok(Span {
+            trace_id: read_hex(trace_id, row)?,
+            span_id: read_hex(span_id, row)?,
+            trace_state: trace_state.value(row).to_owned(),
+            parent_span_id: read_hex(parent, row)?,
+            flags: flags.value(row),
+            name: name.value(row).to_owned(),
+            kind: enum_value(&KINDS, kind.value(row))?,
+            start_time_unix_nano: time.value(row) as u64,
+            end_time_unix_nano: end.value(row) as u64,
+            attributes: attributes::read(attrs, attr_types, row)?,
+            dropped_attributes_count: dropped_attrs.value(row),
+            events: read_events(events, row)?,
+            dropped_events_count: dropped_events.value(row),
+            links: read_links(links, row)?,
+            dropped_links_count: dropped_links.value(row),
+            status: (status != Status::default()).then_some(status),
+        })
+    };
+
+    let resource_spans = regroup(batch, |range| range.map(span_at).collect())?
+        .into_iter()
+        .map(|group| ResourceSpans {
+            resource: Some(group.resource),
+            scope_spans: group
+                .scopes
+                .into_iter()
+                .map(|(scope, schema_url, spans)| ScopeSpans { scope: Some(scope), spans, schema_url })
+                .collect(),
+            schema_url: group.schema_url,
+        })
+        .collect();
+    Ok(ExportTraceServiceRequest { resource_spans })
+}
+
+fn read_events(list: &ListArray, row: usize) -> Result<Vec<Event>, ConvertError> {
+    let items = list.value(row);
+    let s: StructArray = downcast(&items, "events")?;
+    let time: TimestampNanosecondArray = downcast(s.column(0), "events.time")?;
+    let name: StringArray = downcast(s.column(1), "events.name")?;
+    let attrs: MapArray = downcast(s.column(2), "events.attributes")?;
+    let types: MapArray = downcast(s.column(3), "events.attribute_types")?;
+    let dropped: UInt32Array = downcast(s.column(4), "events.dropped_attributes_count")?;
+    (0..s.len())
+        .map(|i| {
+            Ok(Event {
+                time_unix_nano: time.value(i) as u64,
+                name: name.value(i).to_owned(),
+                attributes: attributes::read(&attrs, &types, i)?,
+                dropped_attributes_count: dropped.value(i),
+            })
+        })
+        .collect()
+}
+
+fn read_links(list: &ListArray, row: usize) -> Result<Vec<Link>, ConvertError> {
+    let items = list.value(row);
+    let s: StructArray = downcast(&items, "links")?;
+    let trace_id: StringArray = downcast(s.column(0), "links.trace_id")?;
+    let span_id: StringArray = downcast(s.column(1), "links.span_id")?;
+    let state: StringArray = downcast(s.column(2), "links.trace_state")?;
+    let flags: UInt32Array = downcast(s.column(3), "links.flags")?;
+    let attrs: MapArray = downcast(s.column(4), "links.attributes")?;
+    let types: MapArray = downcast(s.column(5), "links.attribute_types")?;
+    let dropped: UInt32Array = downcast(s.column(6), "links.dropped_attributes_count")?;
+    (0..s.len())
+        .map(|i| {
+            Ok(Link {
+                trace_id: read_hex(&trace_id, i)?,
+                span_id: read_hex(&span_id, i)?,
+                trace_state: state.value(i).to_owned(),
+                attributes: attributes::read(&attrs, &types, i)?,
+                dropped_attributes_count: dropped.value(i),
+                flags: flags.value(i),
+            })
+        })
+        .collect()
+}

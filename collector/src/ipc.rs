@@ -1,0 +1,34 @@
+//! Arrow IPC stream encoding of record batches, zstd-compressed: the wire format between the
+//! collector and the analyzer (HTTP now, Kafka messages later).
+
+use arrow::array::RecordBatch;
+use arrow::error::ArrowError;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
+use arrow::ipc::CompressionType;
+
+/// Media type of an Arrow IPC stream.
+pub const CONTENT_TYPE: &str = "application/vnd.apache.arrow.stream";
+
+/// Encodes batches as one IPC stream with zstd-compressed buffers.
+pub fn encode(batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
+    let Some(first) = batches.first() else { return Ok(Vec::new()) };
+    let options = IpcWriteOptions::default().try_with_compression(Some(CompressionType::ZSTD))?;
+    let mut out = Vec::new();
+    {
+        let mut writer = StreamWriter::try_new_with_options(&mut out, &first.schema(), options)?;
+        for b in batches {
+            writer.write(b)?;
+        }
+        writer.finish()?;
+    }
+    Ok(out)
+}
+
+/// Decodes every batch of an IPC stream.
+pub fn decode(bytes: &[u8]) -> Result<Vec<RecordBatch>, ArrowError> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    StreamReader::try_new(bytes, None)?.collect()
+}

@@ -1,0 +1,21 @@
+//! Meridian's regional collector: receives OTLP (gRPC and HTTP), stamps the region, converts to
+//! Arrow record batches in the shared [`schema`], and forwards them through a [`sink::Sink`].
+//!
+//! Data flow: [`otlp`] (receive) → [`convert`] → [`queue`] → [`forward`] → [`sink`].
+
+pub mod admin;
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod forward;
+pub mod ipc;
+pub mod otlp;
+pub mod queue;
+pub mod schema;
+pub mod signal;
+pub mod sink;
+pub mod telemetry;
+
+pub use config::{CollectorConfig, RunningCollector};
+pub use error::CollectorError;
+pub use signal::{Signal, SignalBatch};

@@ -1,0 +1,89 @@
+//! OTLP/gRPC receiver: the `TraceService`, `MetricsService` and `LogsService` Export methods,
+//! accepting gzip- and zstd-compressed requests.
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use tonic::codec::CompressionEncoding;
+use tonic::transport::server::Router;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use super::{ExportRequest, Intake, IntakeError, Protocol};
+
+/// The gRPC service implementations, all backed by one [`Intake`].
+#[derive(Clone)]
+pub struct GrpcReceiver {
+    intake: Intake,
+}
+
+impl GrpcReceiver {
+    /// A receiver queueing into `intake`.
+    pub fn new(intake: Intake) -> Self {
+        Self { intake }
+    }
+
+    fn export<R: ExportRequest>(&self, request: Request<R>) -> Result<Response<R::Response>, Status> {
+        match self.intake.accept(request.get_ref(), Protocol::Grpc) {
+            Ok(accepted) => Ok(Response::new(R::response(&accepted))),
+            Err(IntakeError::Overloaded { source, retry_after }) => {
+                let details = ErrorDetails::with_retry_info(Some(retry_after));
+                Err(Status::with_error_details(Code::Unavailable, source.to_string(), details))
+            }
+            Err(e @ IntakeError::Convert(_)) => {
+                tracing::error!(error = %e, "OTLP/gRPC request could not be converted");
+                Err(Status::internal(e.to_string()))
+            }
+        }
+    }
+
+    /// Adds the three services to a tonic server, with compression and a message size limit.
+    pub fn add_to(self, server: &mut tonic::transport::Server, max_message: usize) -> Router {
+        let traces = TraceServiceServer::new(self.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .max_decoding_message_size(max_message);
+        let metrics = MetricsServiceServer::new(self.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .max_decoding_message_size(max_message);
+        let logs = LogsServiceServer::new(self)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .max_decoding_message_size(max_message);
+        server.add_service(traces).add_service(metrics).add_service(logs)
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        GrpcReceiver::export(self, request)
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        GrpcReceiver::export(self, request)
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        GrpcReceiver::export(self, request)
+    }
+}

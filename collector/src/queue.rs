@@ -1,0 +1,68 @@
+//! The bounded queue between the receivers and the forwarder, bounded in rows.
+//!
+//! A receiver either gets its whole batch in (the rows now count as accepted and will reach the
+//! sink or be reported lost) or gets [`QueueFull`] and answers the client with retryable
+//! backpressure. Room is given back only when the forwarder has delivered the rows.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use crate::signal::SignalBatch;
+use crate::telemetry::CollectorMetrics;
+
+/// The queue has no room for the batch; the client should retry later.
+#[derive(Debug, thiserror::Error)]
+#[error("the collector's queue is full ({capacity} rows); retry later")]
+pub struct QueueFull {
+    /// Capacity of the queue in rows.
+    pub capacity: usize,
+}
+
+/// A batch in the queue, holding its share of the queue's room until delivered.
+pub struct Queued {
+    /// The batch.
+    pub batch: SignalBatch,
+    /// Room taken in the queue; dropping it frees the room.
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// The sending side of the queue, shared by all receivers.
+#[derive(Clone)]
+pub struct QueueSender {
+    room: Arc<Semaphore>,
+    capacity: usize,
+    tx: mpsc::UnboundedSender<Queued>,
+    metrics: CollectorMetrics,
+}
+
+/// Creates a queue of `capacity` rows.
+pub fn bounded(capacity: usize, metrics: CollectorMetrics) -> (QueueSender, mpsc::UnboundedReceiver<Queued>) {
+    let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let sender = QueueSender { room: Arc::new(Semaphore::new(capacity)), capacity, tx, metrics };
+    (sender, rx)
+}
+
+impl QueueSender {
+    /// Enqueues a batch if there is room for its rows, without waiting.
+    ///
+    /// A batch larger than the whole queue is let in when the queue is empty, so that one big
+    /// request can never be refused forever.
+    pub fn try_send(&self, batch: SignalBatch) -> Result<(), QueueFull> {
+        let rows = batch.rows().clamp(1, self.capacity);
+        let permits = u32::try_from(rows).unwrap_or(u32::MAX);
+        let permit = Arc::clone(&self.room)
+            .try_acquire_many_owned(permits)
+            .map_err(|_| QueueFull { capacity: self.capacity })?;
+        self.metrics.queue_rows.add(i64::from(permits));
+        self.tx
+            .send(Queued { batch, permit })
+            .map_err(|_| QueueFull { capacity: self.capacity })
+    }
+
+    /// Rows the queue can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}

@@ -1,0 +1,89 @@
+//! The unit that flows from the receivers to the sinks: one Arrow record batch of one signal.
+
+use std::fmt;
+use std::str::FromStr;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+
+/// The three OTLP signals, each stored in a table of its own name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Signal {
+    /// Traces, stored in `spans`.
+    Traces,
+    /// Metrics, stored in `metrics`.
+    Metrics,
+    /// Logs, stored in `logs`.
+    Logs,
+}
+
+impl Signal {
+    /// All signals, in a fixed order.
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    /// Name of the table the signal is stored in.
+    pub fn table(self) -> &'static str {
+        match self {
+            Signal::Traces => "spans",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+
+    /// Name used in metrics labels and OTLP paths (`traces`, `metrics`, `logs`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+
+    /// The Arrow schema of the signal's table.
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            Signal::Traces => crate::schema::spans(),
+            Signal::Metrics => crate::schema::metrics(),
+            Signal::Logs => crate::schema::logs(),
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Signal {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "traces" | "spans" => Ok(Signal::Traces),
+            "metrics" => Ok(Signal::Metrics),
+            "logs" => Ok(Signal::Logs),
+            other => Err(format!("unknown signal `{other}`")),
+        }
+    }
+}
+
+/// One record batch of one signal, with where it came from.
+#[derive(Clone, Debug)]
+pub struct SignalBatch {
+    /// Which table the rows belong to.
+    pub signal: Signal,
+    /// Rows in the signal's schema.
+    pub batch: RecordBatch,
+}
+
+impl SignalBatch {
+    /// Wraps a batch of the given signal.
+    pub fn new(signal: Signal, batch: RecordBatch) -> Self {
+        Self { signal, batch }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+}

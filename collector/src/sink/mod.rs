@@ -1,0 +1,29 @@
+//! Where the collector's batches go. A sink takes one batch at a time and says whether it is
+//! safely delivered; the forwarder retries retryable failures. Implementations: the analyzer's
+//! in-process store (standalone mode, in the analyzer crate) and [`network::NetworkSink`].
+
+pub mod network;
+
+use futures::future::BoxFuture;
+
+use crate::signal::SignalBatch;
+
+/// Why a delivery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The destination is down or overloaded; the same batch may be retried.
+    #[error("destination unavailable: {0}")]
+    Unavailable(String),
+    /// The destination refused the batch for good (a schema mismatch); retrying cannot help.
+    #[error("batch refused: {0}")]
+    Refused(String),
+}
+
+/// A destination for record batches.
+pub trait Sink: Send + Sync + 'static {
+    /// Short name for logs and metrics labels.
+    fn name(&self) -> &'static str;
+
+    /// Delivers one batch; `Ok` means the destination holds it.
+    fn deliver(&self, batch: SignalBatch) -> BoxFuture<'_, Result<(), SinkError>>;
+}

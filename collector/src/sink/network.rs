@@ -1,0 +1,86 @@
+//! Network sink: POSTs each batch to the analyzer as a zstd-compressed Arrow IPC stream.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use serde::{Deserialize, Serialize};
+
+use super::{Sink, SinkError};
+use crate::ipc;
+use crate::schema::SCHEMA_VERSION;
+use crate::signal::SignalBatch;
+
+/// Header carrying the schema version of a forwarded batch.
+pub const SCHEMA_VERSION_HEADER: &str = "x-meridian-schema-version";
+
+/// Configuration of the network sink.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSinkConfig {
+    /// Base URL of the analyzer's HTTP API, e.g. `http://analyzer:4380`.
+    pub url: String,
+    /// Timeout of one delivery attempt.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for NetworkSinkConfig {
+    fn default() -> Self {
+        Self { url: "http://127.0.0.1:4380".into(), timeout: Duration::from_secs(10) }
+    }
+}
+
+impl NetworkSinkConfig {
+    /// Builds the sink.
+    pub fn build(&self) -> Result<NetworkSink, SinkError> {
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .build()
+            .map_err(|e| SinkError::Refused(format!("building HTTP client: {e}")))?;
+        Ok(NetworkSink { client, base: self.url.trim_end_matches('/').to_owned() })
+    }
+}
+
+/// Delivers batches to an analyzer's `/api/v1/ingest/{signal}` endpoint.
+pub struct NetworkSink {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl NetworkSink {
+    async fn post(&self, batch: SignalBatch) -> Result<(), SinkError> {
+        let body = ipc::encode(std::slice::from_ref(&batch.batch))
+            .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?;
+        let url = format!("{}/api/v1/ingest/{}", self.base, batch.signal.as_str());
+        let response = self
+            .client
+            .post(&url)
+            .header("content-type", ipc::CONTENT_TYPE)
+            .header(SCHEMA_VERSION_HEADER, SCHEMA_VERSION.to_string())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SinkError::Unavailable(format!("POST {url}: {e}")))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = response.text().await.unwrap_or_default();
+        if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+            Err(SinkError::Unavailable(format!("{url} answered {status}: {text}")))
+        } else {
+            Err(SinkError::Refused(format!("{url} answered {status}: {text}")))
+        }
+    }
+}
+
+impl Sink for NetworkSink {
+    fn name(&self) -> &'static str {
+        "network"
+    }
+
+    fn deliver(&self, batch: SignalBatch) -> BoxFuture<'_, Result<(), SinkError>> {
+        self.post(batch).boxed()
+    }
+}

@@ -1,0 +1,59 @@
+//! The collector's own metrics, exposed in Prometheus text format on `/metrics`.
+
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+
+/// Counters and gauges of the collector; cheap to clone.
+#[derive(Clone)]
+pub struct CollectorMetrics {
+    /// Items (spans, data points, log records) accepted, by signal and protocol.
+    pub received: IntCounterVec,
+    /// Items rejected as invalid (partial success), by signal and protocol.
+    pub rejected: IntCounterVec,
+    /// Requests refused because the queue was full, by signal and protocol.
+    pub refused: IntCounterVec,
+    /// Requests that could not be decoded, by signal and protocol.
+    pub malformed: IntCounterVec,
+    /// Rows waiting in the queue for the sink.
+    pub queue_rows: IntGauge,
+    /// Rows delivered to the sink, by signal.
+    pub forwarded_rows: IntCounterVec,
+    /// Failed delivery attempts (retried), by sink.
+    pub forward_errors: IntCounterVec,
+    /// Rows given up on at shutdown because the sink stayed unreachable, by signal.
+    pub lost_rows: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, prometheus::Error> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+impl CollectorMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let sp = &["signal", "protocol"];
+        let queue_rows = IntGauge::new("meridian_collector_queue_rows", "Rows waiting in the forwarding queue")?;
+        registry.register(Box::new(queue_rows.clone()))?;
+        Ok(Self {
+            received: counter(registry, "meridian_collector_received_items_total", "OTLP items accepted", sp)?,
+            rejected: counter(registry, "meridian_collector_rejected_items_total", "OTLP items rejected as invalid", sp)?,
+            refused: counter(registry, "meridian_collector_refused_requests_total", "Requests refused with backpressure", sp)?,
+            malformed: counter(registry, "meridian_collector_malformed_requests_total", "Requests that could not be decoded", sp)?,
+            queue_rows,
+            forwarded_rows: counter(registry, "meridian_collector_forwarded_rows_total", "Rows delivered to the sink", &["signal"])?,
+            forward_errors: counter(registry, "meridian_collector_forward_errors_total", "Failed delivery attempts", &["sink"])?,
+            lost_rows: counter(registry, "meridian_collector_lost_rows_total", "Rows dropped at shutdown with the sink unreachable", &["signal"])?,
+        })
+    }
+}
+
+/// Renders every metric in a registry as Prometheus text.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    let encoder = prometheus::TextEncoder::new();
+    if let Err(e) = encoder.encode_utf8(&registry.gather(), &mut out) {
+        tracing::warn!(error = %e, "encoding metrics");
+    }
+    out
+}

@@ -1,0 +1,258 @@
+//! A simulated API gateway: produces the traces, metrics and logs a real gateway (Envoy, Kong,
+//! Traefik) would, and exports them with the real OpenTelemetry SDK and OTLP exporter.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use opentelemetry::metrics::{Histogram, MeterProvider as _};
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::Resource;
+use rand::Rng;
+
+/// How a gateway reaches its collector.
+#[derive(Clone, Copy, Debug)]
+pub enum Transport {
+    /// OTLP/gRPC.
+    Grpc,
+    /// OTLP/HTTP, protobuf bodies.
+    HttpProtobuf,
+    /// OTLP/HTTP, JSON bodies.
+    HttpJson,
+}
+
+impl Transport {
+    /// Short label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Grpc => "OTLP/gRPC",
+            Transport::HttpProtobuf => "OTLP/HTTP protobuf",
+            Transport::HttpJson => "OTLP/HTTP JSON",
+        }
+    }
+}
+
+/// The three OTel providers of one gateway, exporting over one transport.
+pub struct Telemetry {
+    /// Spans.
+    pub tracer: SdkTracerProvider,
+    /// Metrics.
+    pub meter: SdkMeterProvider,
+    /// Logs.
+    pub logger: SdkLoggerProvider,
+}
+
+impl Telemetry {
+    /// Builds providers exporting to a collector at `grpc` (gRPC) or `http` (HTTP base URL).
+    pub fn new(resource: Resource, transport: Transport, grpc: &str, http: &str, interval: Duration) -> anyhow::Result<Self> {
+        use opentelemetry_otlp::{LogExporter, MetricExporter, SpanExporter};
+        let protocol = match transport {
+            Transport::HttpJson => Protocol::HttpJson,
+            _ => Protocol::HttpBinary,
+        };
+        let (spans, metrics, logs) = match transport {
+            Transport::Grpc => (
+                SpanExporter::builder().with_tonic().with_endpoint(grpc).build()?,
+                MetricExporter::builder().with_tonic().with_endpoint(grpc).build()?,
+                LogExporter::builder().with_tonic().with_endpoint(grpc).build()?,
+            ),
+            Transport::HttpProtobuf | Transport::HttpJson => (
+                SpanExporter::builder().with_http().with_protocol(protocol).with_endpoint(format!("{http}/v1/traces")).build()?,
+                MetricExporter::builder().with_http().with_protocol(protocol).with_endpoint(format!("{http}/v1/metrics")).build()?,
+                LogExporter::builder().with_http().with_protocol(protocol).with_endpoint(format!("{http}/v1/logs")).build()?,
+            ),
+        };
+        let batch = BatchConfigBuilder::default()
+            .with_scheduled_delay(interval)
+            .with_max_queue_size(65_536)
+            .with_max_export_batch_size(2048)
+            .build();
+        let tracer = SdkTracerProvider::builder()
+            .with_span_processor(BatchSpanProcessor::builder(spans).with_batch_config(batch).build())
+            .with_resource(resource.clone())
+            .build();
+        let meter = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(metrics).with_interval(interval).build())
+            .with_resource(resource.clone())
+            .build();
+        let logger = SdkLoggerProvider::builder().with_batch_exporter(logs).with_resource(resource).build();
+        Ok(Self { tracer, meter, logger })
+    }
+
+    /// Flushes everything and stops the exporters.
+    pub fn shutdown(&self) -> anyhow::Result<()> {
+        self.tracer.force_flush().context("flushing spans")?;
+        self.meter.force_flush().context("flushing metrics")?;
+        self.logger.force_flush().context("flushing logs")?;
+        let _ = self.tracer.shutdown();
+        let _ = self.meter.shutdown();
+        let _ = self.logger.shutdown();
+        Ok(())
+    }
+}
+
+/// A route the gateway serves: method, route template, upstream service, typical latency.
+struct Route {
+    method: &'static str,
+    route: &'static str,
+    upstream: &'static str,
+    median_ms: f64,
+    weight: u32,
+}
+
+const ROUTES: &[Route] = &[
+    Route { method: "GET", route: "/api/users/{id}", upstream: "users", median_ms: 18.0, weight: 30 },
+    Route { method: "GET", route: "/api/catalog/search", upstream: "catalog", median_ms: 45.0, weight: 25 },
+    Route { method: "POST", route: "/api/orders", upstream: "orders", median_ms: 80.0, weight: 15 },
+    Route { method: "GET", route: "/api/orders/{id}", upstream: "orders", median_ms: 25.0, weight: 15 },
+    Route { method: "POST", route: "/api/payments", upstream: "payments", median_ms: 120.0, weight: 10 },
+    Route { method: "GET", route: "/healthz", upstream: "gateway", median_ms: 1.0, weight: 5 },
+];
+
+/// What is wrong in a region right now.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Condition {
+    /// Latency multiplier (1 = healthy).
+    pub latency_factor: f64,
+    /// Extra probability of a 5xx answer.
+    pub error_rate: f64,
+}
+
+/// One simulated gateway instance in a region.
+pub struct Gateway {
+    region: String,
+    telemetry: Telemetry,
+    duration: Histogram<f64>,
+}
+
+impl Gateway {
+    /// A gateway named `api-gateway` in `region`.
+    pub fn new(region: &str, telemetry: Telemetry) -> Self {
+        let meter = telemetry.meter.meter("meridian-demo-gateway");
+        let duration = meter
+            .f64_histogram("http.server.request.duration")
+            .with_unit("s")
+            .with_description("Duration of HTTP server requests")
+            .with_boundaries(vec![0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0])
+            .build();
+        Self { region: region.to_owned(), telemetry, duration }
+    }
+
+    /// The resource every gateway signal carries.
+    pub fn resource(region: &str) -> Resource {
+        Resource::builder()
+            .with_service_name("api-gateway")
+            .with_attributes([
+                KeyValue::new("cloud.region", region.to_owned()),
+                KeyValue::new("cloud.provider", "aws"),
+                KeyValue::new("deployment.environment.name", "demo"),
+                KeyValue::new("service.instance.id", format!("gw-{region}-1")),
+            ])
+            .build()
+    }
+
+    /// Serves `count` simulated requests that ended just now.
+    pub fn serve(&self, count: usize, condition: Condition, rng: &mut impl Rng) {
+        let tracer = self.telemetry.tracer.tracer("meridian-demo-gateway");
+        let logger = self.telemetry.logger.logger("meridian-demo-gateway");
+        let total: u32 = ROUTES.iter().map(|r| r.weight).sum();
+        for _ in 0..count {
+            let mut pick = rng.random_range(0..total);
+            let route = ROUTES.iter().find(|r| {
+                if pick < r.weight {
+                    true
+                } else {
+                    pick -= r.weight;
+                    false
+                }
+            });
+            let Some(route) = route else { continue };
+            // Log-normal latency around the route's median; the incident stretches it.
+            let normal: f64 = (0..6).map(|_| rng.random::<f64>()).sum::<f64>() - 3.0;
+            let healthy_route = route.upstream == "gateway";
+            let factor = if healthy_route { 1.0 } else { condition.latency_factor.max(1.0) };
+            let ms = route.median_ms * factor * (0.45 * normal).exp();
+            let base_errors = 0.004;
+            let error_p = if healthy_route { 0.0 } else { base_errors + condition.error_rate };
+            let status: i64 = if rng.random::<f64>() < error_p {
+                *[500, 502, 503, 504].get(rng.random_range(0..4)).unwrap_or(&503)
+            } else if rng.random::<f64>() < 0.02 {
+                404
+            } else if route.method == "POST" {
+                201
+            } else {
+                200
+            };
+            let end = SystemTime::now();
+            let start = end - Duration::from_secs_f64(ms / 1000.0);
+            let attrs = vec![
+                KeyValue::new("http.request.method", route.method),
+                KeyValue::new("http.route", route.route),
+                KeyValue::new("url.path", route.route.replace("{id}", &rng.random_range(1..5000).to_string())),
+                KeyValue::new("url.scheme", "https"),
+                KeyValue::new("http.response.status_code", status),
+                KeyValue::new("server.address", format!("api.{}.example.com", self.region)),
+                KeyValue::new("network.protocol.version", "1.1"),
+            ];
+            let mut server = tracer
+                .span_builder(format!("{} {}", route.method, route.route))
+                .with_kind(SpanKind::Server)
+                .with_start_time(start)
+                .with_attributes(attrs.clone())
+                .start(&tracer);
+            if status >= 500 {
+                server.set_status(Status::error(format!("upstream answered {status}")));
+            }
+            let span_context = server.span_context().clone();
+            let cx = Context::current_with_span(server);
+            if !healthy_route {
+                let upstream_start = start + Duration::from_micros(300);
+                let upstream_end = end.checked_sub(Duration::from_micros(200)).unwrap_or(end).max(upstream_start);
+                let mut client = tracer
+                    .span_builder(format!("{} {}", route.method, route.upstream))
+                    .with_kind(SpanKind::Client)
+                    .with_start_time(upstream_start)
+                    .with_attributes([
+                        KeyValue::new("http.request.method", route.method),
+                        KeyValue::new("peer.service", route.upstream),
+                        KeyValue::new("server.address", format!("{}.internal", route.upstream)),
+                        KeyValue::new("http.response.status_code", status),
+                    ])
+                    .start_with_context(&tracer, &cx);
+                client.end_with_timestamp(upstream_end);
+            }
+            cx.span().end_with_timestamp(end);
+
+            self.duration.record(ms / 1000.0, &[
+                KeyValue::new("http.request.method", route.method),
+                KeyValue::new("http.route", route.route),
+                KeyValue::new("http.response.status_code", status),
+            ]);
+
+            let mut record = logger.create_log_record();
+            record.set_timestamp(end);
+            record.set_observed_timestamp(end);
+            let (severity, text) = if status >= 500 { (Severity::Error, "ERROR") } else { (Severity::Info, "INFO") };
+            record.set_severity_number(severity);
+            record.set_severity_text(text);
+            record.set_body(AnyValue::from(format!(
+                "{} {} {} {:.1}ms upstream={}",
+                route.method, route.route, status, ms, route.upstream
+            )));
+            record.set_trace_context(span_context.trace_id(), span_context.span_id(), Some(span_context.trace_flags()));
+            record.add_attribute("http.response.status_code", status);
+            record.add_attribute("http.route", route.route);
+            logger.emit(record);
+        }
+    }
+
+    /// Flushes and stops the exporters.
+    pub fn shutdown(&self) -> anyhow::Result<()> {
+        self.telemetry.shutdown()
+    }
+}

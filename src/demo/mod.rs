@@ -1,0 +1,160 @@
+//! `meridian demo`: the standalone pipeline, three regional collectors, a simulated gateway fleet
+//! exporting through the real OTLP exporter, a diurnal load shape, one scripted incident, and a
+//! live per-region table computed by SQL.
+
+mod gateway;
+mod live;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use prometheus::Registry;
+use rand::SeedableRng;
+
+use crate::config::MeridianConfig;
+use gateway::{Condition, Gateway, Telemetry, Transport};
+
+/// Options of `meridian demo`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Stop after this long (e.g. `90s`, `10m`); runs until Ctrl-C when absent.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Requests per second per region at the daily mean.
+    #[arg(long, default_value_t = 40.0)]
+    pub rate: f64,
+    /// Length of one simulated day (the diurnal load cycle).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
+    pub day: Duration,
+    /// When the incident starts.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2m")]
+    pub incident_after: Duration,
+    /// How long the incident lasts.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "90s")]
+    pub incident_for: Duration,
+    /// Region hit by the incident.
+    #[arg(long, default_value = "eu-west-1")]
+    pub incident_region: String,
+    /// How often the live table is refreshed.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    pub refresh: Duration,
+}
+
+/// Regions of the simulated fleet, each exporting over a different OTLP encoding.
+const FLEET: [(&str, Transport); 3] = [
+    ("us-east-1", Transport::Grpc),
+    ("eu-west-1", Transport::HttpProtobuf),
+    ("ap-southeast-2", Transport::HttpJson),
+];
+
+/// Runs the demo until `--duration` passes or Ctrl-C.
+pub async fn run(config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
+    let registry = Registry::new();
+    let analyzer = config.analyzer.open(&config.data_dir(), &registry)?;
+    let sink = analyzer.sink();
+    let engine = analyzer.engine();
+    let analyzer = analyzer.serve().await?;
+
+    let mut collectors = Vec::new();
+    let mut gateways = Vec::new();
+    for (i, (region, transport)) in FLEET.iter().enumerate() {
+        let mut c = config.collector.clone();
+        c.region = (*region).to_owned();
+        // The first region uses the configured OTLP ports so a real gateway can join the demo.
+        if i > 0 {
+            c.otlp_grpc_addr.set_port(0);
+            c.otlp_http_addr.set_port(0);
+        }
+        let regional_registry = if i == 0 { registry.clone() } else { Registry::new() };
+        let collector = c.start(Arc::clone(&sink), &regional_registry).await?;
+        let grpc = format!("http://{}", loopback(collector.grpc_addr));
+        let http = format!("http://{}", loopback(collector.http_addr));
+        let telemetry = Telemetry::new(Gateway::resource(region), *transport, &grpc, &http, Duration::from_secs(1))
+            .with_context(|| format!("building the {region} exporter"))?;
+        println!("  {region:<15} gateway → collector {} ({})", collector.grpc_addr, transport.label());
+        gateways.push((region.to_string(), Gateway::new(region, telemetry)));
+        collectors.push(collector);
+    }
+    let sql_url = format!("http://{}/api/v1/sql", loopback(analyzer.http_addr));
+    println!("\nMeridian demo: 3 regions, incident in {} at +{}s for {}s.", args.incident_region, args.incident_after.as_secs(), args.incident_for.as_secs());
+    println!("Query it yourself while it runs:");
+    println!("  curl -s {sql_url} -H 'content-type: application/json' \\");
+    println!("    -d '{{\"query\": \"SELECT region, count(*) FROM spans GROUP BY region\"}}'\n");
+
+    let started = Instant::now();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let load = tokio::spawn(drive_load(gateways, args.clone(), started, stop.clone()));
+    let table = tokio::spawn(live::print_loop(engine, args.refresh, started, stop.clone()));
+    let limit = async {
+        match args.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = limit => {}
+        _ = crate::run::shutdown_signal() => {}
+    }
+    stop.cancel();
+    let gateways = load.await.context("load generator panicked")?;
+    for (region, g) in &gateways {
+        if let Err(e) = g.shutdown() {
+            tracing::warn!(%region, error = %e, "gateway exporter did not flush cleanly");
+        }
+    }
+    let _ = table.await;
+    for c in collectors {
+        c.shutdown().await;
+    }
+    analyzer.shutdown().await;
+    println!("\nDemo data is in {}. `meridian standalone` serves it again.", config.data_dir().display());
+    Ok(())
+}
+
+fn loopback(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    if addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
+/// Load factor of the diurnal cycle at `elapsed`: 0.5 at night to 1.5 at midday.
+fn diurnal(elapsed: Duration, day: Duration) -> f64 {
+    let phase = elapsed.as_secs_f64() / day.as_secs_f64().max(1.0);
+    1.0 - 0.5 * (2.0 * std::f64::consts::PI * phase).cos()
+}
+
+/// Generates requests every 100 ms until `stop`; gives the gateways back for flushing.
+async fn drive_load(
+    gateways: Vec<(String, Gateway)>,
+    args: DemoArgs,
+    started: Instant,
+    stop: tokio_util::sync::CancellationToken,
+) -> Vec<(String, Gateway)> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let tick = Duration::from_millis(100);
+    let mut interval = tokio::time::interval(tick);
+    let mut carry = vec![0.0f64; gateways.len()];
+    while !stop.is_cancelled() {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.cancelled() => break,
+        }
+        let elapsed = started.elapsed();
+        let in_incident = elapsed >= args.incident_after && elapsed < args.incident_after + args.incident_for;
+        for (i, (region, gateway)) in gateways.iter().enumerate() {
+            let condition = if in_incident && *region == args.incident_region {
+                Condition { latency_factor: 6.0, error_rate: 0.25 }
+            } else {
+                Condition { latency_factor: 1.0, error_rate: 0.0 }
+            };
+            carry[i] += args.rate * diurnal(elapsed, args.day) * tick.as_secs_f64();
+            let n = carry[i].floor();
+            carry[i] -= n;
+            gateway.serve(n as usize, condition, &mut rng);
+        }
+    }
+    gateways
+}

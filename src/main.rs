@@ -1,0 +1,83 @@
+//! `meridian`: the command line. Parses flags, loads the configuration and wires the stages;
+//! the stages themselves live in the `meridian-collector` and `meridian-analyzer` crates.
+
+mod bench;
+mod config;
+mod demo;
+mod run;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{MeridianConfig, Overrides};
+
+/// Observability and anomaly detection for multi-region API gateways.
+#[derive(Parser)]
+#[command(name = "meridian", version, about)]
+struct Cli {
+    #[command(flatten)]
+    overrides: Overrides,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Collector and analyzer in one process: OTLP in, SQL out, no broker needed.
+    Standalone,
+    /// A regional collector forwarding to a separate analyzer.
+    Collector {
+        /// Base URL of the analyzer's HTTP API, e.g. http://analyzer:4380.
+        #[arg(long, env = "MERIDIAN_FORWARD_TO")]
+        forward_to: Option<String>,
+    },
+    /// The central analyzer: stores what collectors forward and answers SQL.
+    Analyzer,
+    /// Standalone plus a simulated fleet of gateways in three regions, with a live table.
+    Demo(demo::DemoArgs),
+    /// Measure ingest and conversion throughput on this machine.
+    Bench(bench::BenchArgs),
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MERIDIAN_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let mut config = MeridianConfig::load(&cli.overrides)?;
+    match cli.command {
+        Command::Standalone => {
+            if let Some(a) = cli.overrides.http_addr {
+                config.analyzer.http_addr = a;
+            }
+            run::standalone(config).await
+        }
+        Command::Collector { forward_to } => {
+            if let Some(a) = cli.overrides.http_addr {
+                config.collector.http_addr = a;
+            }
+            if let Some(url) = forward_to {
+                config.forward.url = url;
+            }
+            run::collector(config).await
+        }
+        Command::Analyzer => {
+            if let Some(a) = cli.overrides.http_addr {
+                config.analyzer.http_addr = a;
+            }
+            run::analyzer(config).await
+        }
+        Command::Demo(args) => {
+            if let Some(a) = cli.overrides.http_addr {
+                config.analyzer.http_addr = a;
+            }
+            demo::run(config, args).await
+        }
+        Command::Bench(args) => bench::run(args).await,
+    }
+}

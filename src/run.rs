@@ -1,0 +1,104 @@
+//! Wiring of the three long-running modes: standalone, collector, analyzer.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use prometheus::Registry;
+
+use crate::config::MeridianConfig;
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: no new requests; flushing what was accepted");
+}
+
+/// Collector and analyzer in one process, joined by the in-process sink.
+pub async fn standalone(config: MeridianConfig) -> anyhow::Result<()> {
+    let registry = Registry::new();
+    let analyzer = config.analyzer.open(&config.data_dir(), &registry)?;
+    let sink = analyzer.sink();
+    let analyzer = analyzer.serve().await?;
+    let collector = config.collector.start(sink, &registry).await?;
+    println!(
+        "meridian standalone: OTLP gRPC {} · OTLP HTTP {} · SQL http://{}/api/v1/sql · data {}",
+        collector.grpc_addr,
+        collector.http_addr,
+        analyzer.http_addr,
+        config.data_dir().display()
+    );
+    shutdown_signal().await;
+    collector.shutdown().await;
+    analyzer.shutdown().await;
+    Ok(())
+}
+
+/// A regional collector forwarding over the network to an analyzer.
+pub async fn collector(config: MeridianConfig) -> anyhow::Result<()> {
+    let registry = Registry::new();
+    let sink = Arc::new(config.forward.build().context("building the network sink")?);
+    let collector = config.collector.start(sink, &registry).await?;
+    let admin = tokio::net::TcpListener::bind(config.collector.http_addr)
+        .await
+        .with_context(|| format!("binding the collector HTTP API on {}", config.collector.http_addr))?;
+    let admin_addr = admin.local_addr()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let admin_task = tokio::spawn({
+        let router = meridian_collector::admin::router(registry.clone());
+        let stop = stop.clone();
+        async move { axum_serve(admin, router, stop).await }
+    });
+    println!(
+        "meridian collector [{}]: OTLP gRPC {} · OTLP HTTP {} · health/metrics http://{} · forwarding to {}",
+        config.collector.region, collector.grpc_addr, collector.http_addr, admin_addr, config.forward.url
+    );
+    shutdown_signal().await;
+    collector.shutdown().await;
+    stop.cancel();
+    let _ = admin_task.await;
+    Ok(())
+}
+
+async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router, stop: tokio_util::sync::CancellationToken) {
+    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await {
+        tracing::error!(error = %e, "HTTP API failed");
+    }
+}
+
+/// The central analyzer: ingest from collectors, SQL for users.
+pub async fn analyzer(config: MeridianConfig) -> anyhow::Result<()> {
+    let registry = Registry::new();
+    let analyzer = config.analyzer.open(&config.data_dir(), &registry)?.serve().await?;
+    println!(
+        "meridian analyzer: SQL http://{}/api/v1/sql · ingest http://{}/api/v1/ingest · data {}",
+        analyzer.http_addr,
+        analyzer.http_addr,
+        config.data_dir().display()
+    );
+    shutdown_signal().await;
+    analyzer.shutdown().await;
+    Ok(())
+}
