@@ -16,6 +16,9 @@ pub mod signal;
 pub mod sink;
 pub mod telemetry;
 
+#[cfg(test)]
+mod testing;
+
 pub use config::{CollectorConfig, RunningCollector};
 pub use error::CollectorError;
 pub use signal::{Signal, SignalBatch};

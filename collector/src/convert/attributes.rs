@@ -21,7 +21,8 @@ pub fn map_builder() -> StringMapBuilder {
 /// Renders a value as its text and, unless it is a string, its type name.
 pub fn render(value: Option<&AnyValue>) -> (String, Option<&'static str>) {
     let b64 = base64::engine::general_purpose::STANDARD;
-    match value.and_then(|v| v.value.as_ref()) {
+    let Some(value) = value else { return (String::new(), Some("absent")) };
+    match value.value.as_ref() {
         None => (String::new(), Some("empty")),
         Some(Value::StringValue(s)) => (s.clone(), None),
         Some(Value::BoolValue(b)) => (b.to_string(), Some("bool")),
@@ -42,7 +43,8 @@ pub fn parse(text: &str, kind: Option<&str>) -> Result<Option<AnyValue>, Convert
     let bad = |what: &str| ConvertError::Column(format!("attribute value `{text}` is not {what}"));
     let value = match kind {
         None => Value::StringValue(text.to_owned()),
-        Some("empty") => return Ok(None),
+        Some("absent") => return Ok(None),
+        Some("empty") => return Ok(Some(AnyValue { value: None })),
         Some("bool") => Value::BoolValue(text.parse().map_err(|_| bad("a bool"))?),
         Some("int") => Value::IntValue(text.parse().map_err(|_| bad("an int"))?),
         Some("double") => Value::DoubleValue(text.parse().map_err(|_| bad("a double"))?),

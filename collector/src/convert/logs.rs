@@ -120,8 +120,7 @@ pub fn logs_from_arrow(batch: &RecordBatch) -> Result<ExportLogsServiceRequest, 
             None
         } else {
             let kind = (!body_type.is_null(row)).then(|| body_type.value(row));
-            // An `empty` body is a present AnyValue with no value set.
-            Some(attributes::parse(body.value(row), kind)?.unwrap_or_default())
+            attributes::parse(body.value(row), kind)?
         };
         Ok(LogRecord {
             time_unix_nano: time.value(row) as u64,

@@ -118,3 +118,6 @@ where
 fn ts(nanos: u64) -> i64 {
     nanos as i64
 }
+
+#[cfg(test)]
+mod roundtrip_tests;

@@ -10,3 +10,6 @@ mod request;
 
 pub use intake::{Accepted, Intake, IntakeError, Protocol};
 pub use request::ExportRequest;
+
+#[cfg(test)]
+mod json_tests;

@@ -1,0 +1,3 @@
+//! Test support shared by the crate's unit tests.
+
+pub mod strategies;
