@@ -1,0 +1,137 @@
+//! Shared harness of the end-to-end tests: start `meridian` processes on free ports, query SQL.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running `meridian` process; killed when dropped.
+pub struct Meridian {
+    pub child: Child,
+    /// OTLP/gRPC address (collector, standalone).
+    pub grpc: Option<SocketAddr>,
+    /// OTLP/HTTP address (collector, standalone).
+    pub http: Option<SocketAddr>,
+    /// HTTP API address (SQL on analyzer and standalone; health on collector).
+    pub api: SocketAddr,
+}
+
+/// The address after `label` in the banner line, e.g. `OTLP gRPC 127.0.0.1:1234`.
+fn addr_after(line: &str, label: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(label)? + label.len()..];
+    let token = rest.split_whitespace().next()?;
+    let token = token.trim_start_matches("http://");
+    let token = token.split('/').next()?;
+    token.parse().ok()
+}
+
+impl Meridian {
+    /// Starts `meridian <mode> <args>` with loopback ports chosen by the OS, waits for its banner.
+    pub fn start(mode: &str, data_dir: &Path, args: &[&str]) -> Meridian {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_meridian"));
+        command
+            .arg(mode)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .args(args)
+            .env("MERIDIAN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("spawning meridian");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("reading the banner");
+        assert!(line.starts_with("meridian"), "unexpected banner: {line:?}");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in reader.lines() {});
+        let api = addr_after(&line, "SQL http://")
+            .or_else(|| addr_after(&line, "health/metrics http://"))
+            .unwrap_or_else(|| panic!("no API address in {line:?}"));
+        Meridian { child, grpc: addr_after(&line, "OTLP gRPC "), http: addr_after(&line, "OTLP HTTP "), api }
+    }
+
+    /// `http://` URL of the OTLP/gRPC receiver.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc.expect("no gRPC receiver"))
+    }
+
+    /// `http://` base URL of the OTLP/HTTP receiver.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http.expect("no HTTP receiver"))
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "meridian exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "meridian did not stop within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Peak resident memory of the process in KiB (VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Meridian {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs SQL against an analyzer; returns the `rows` array (panics on an error response).
+pub async fn sql(api: SocketAddr, query: &str) -> Vec<Value> {
+    let response = reqwest::Client::new()
+        .post(format!("http://{api}/api/v1/sql"))
+        .json(&serde_json::json!({ "query": query }))
+        .send()
+        .await
+        .expect("SQL request");
+    let status = response.status();
+    let body: Value = response.json().await.expect("SQL response is JSON");
+    assert!(status.is_success(), "SQL {query:?} failed: {status} {body}");
+    body["rows"].as_array().cloned().unwrap_or_default()
+}
+
+/// The single number a `SELECT count(*) AS n ...` query returns.
+pub async fn count(api: SocketAddr, query: &str) -> i64 {
+    sql(api, query).await.first().and_then(|r| r["n"].as_i64()).unwrap_or(0)
+}
+
+/// Polls `query` until its count reaches `expected` (or fails after `timeout` with the last count).
+pub async fn wait_for_count(api: SocketAddr, query: &str, expected: i64, timeout: Duration) -> i64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let n = count(api, query).await;
+        if n >= expected || Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
