@@ -5,7 +5,9 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use serde_json::Value;
 
@@ -32,12 +34,17 @@ fn addr_after(line: &str, label: &str) -> Option<SocketAddr> {
 impl Meridian {
     /// Starts `meridian <mode> <args>` with loopback ports chosen by the OS, waits for its banner.
     pub fn start(mode: &str, data_dir: &Path, args: &[&str]) -> Meridian {
+        Self::start_on(mode, data_dir, "127.0.0.1:0", args)
+    }
+
+    /// As [`Meridian::start`], with the HTTP API on `http_addr`.
+    pub fn start_on(mode: &str, data_dir: &Path, http_addr: &str, args: &[&str]) -> Meridian {
         let mut command = Command::new(env!("CARGO_BIN_EXE_meridian"));
         command
             .arg(mode)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .args(["--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0", "--http-addr", http_addr])
             .args(args)
             .env("MERIDIAN_LOG", "warn")
             .stdout(Stdio::piped())
@@ -134,4 +141,53 @@ pub async fn wait_for_count(api: SocketAddr, query: &str, expected: i64, timeout
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A minimal valid span: `name`, a trace id derived from `n`.
+pub fn span(name: &str, n: u64) -> opentelemetry_proto::tonic::trace::v1::Span {
+    let mut trace_id = [0u8; 16];
+    trace_id[..8].copy_from_slice(&(n + 1).to_be_bytes());
+    trace_id[8..].copy_from_slice(&0xabcdu64.to_be_bytes());
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+    opentelemetry_proto::tonic::trace::v1::Span {
+        trace_id: trace_id.to_vec(),
+        span_id: (n + 1).to_be_bytes().to_vec(),
+        name: name.to_owned(),
+        kind: 2,
+        start_time_unix_nano: now,
+        end_time_unix_nano: now + 1_000_000,
+        ..Default::default()
+    }
+}
+
+/// A trace export request of the given spans under service `service`.
+pub fn traces(service: &str, spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>) -> ExportTraceServiceRequest {
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue { value: Some(Value::StringValue(service.into())) }),
+                    key_strindex: 0,
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+/// POSTs a protobuf-encoded request to an OTLP/HTTP path.
+pub async fn post_protobuf(base: &str, path: &str, body: Vec<u8>) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .expect("OTLP/HTTP request")
 }
