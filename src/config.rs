@@ -19,7 +19,7 @@ pub struct MeridianConfig {
     /// The regional collector.
     pub collector: CollectorConfig,
     /// `meridian collector` only: the analyzer the collector forwards to.
-    pub forward: NetworkSinkConfig,
+    pub network_sink: NetworkSinkConfig,
     /// The central analyzer.
     pub analyzer: AnalyzerConfig,
 }
@@ -76,13 +76,16 @@ impl MeridianConfig {
     }
 
     fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
     /// The data directory, defaulting to `./meridian-data`.
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("meridian-data"))
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("meridian-data"))
     }
 }
 

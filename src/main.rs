@@ -42,7 +42,10 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MERIDIAN_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 #[tokio::main]
@@ -62,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
                 config.collector.http_addr = a;
             }
             if let Some(url) = forward_to {
-                config.forward.url = url;
+                config.network_sink.url = url;
             }
             run::collector(config).await
         }

@@ -59,11 +59,21 @@ pub async fn standalone(config: MeridianConfig) -> anyhow::Result<()> {
 /// A regional collector forwarding over the network to an analyzer.
 pub async fn collector(config: MeridianConfig) -> anyhow::Result<()> {
     let registry = Registry::new();
-    let sink = Arc::new(config.forward.build().context("building the network sink")?);
+    let sink = Arc::new(
+        config
+            .network_sink
+            .build()
+            .context("building the network sink")?,
+    );
     let collector = config.collector.start(sink, &registry).await?;
     let admin = tokio::net::TcpListener::bind(config.collector.http_addr)
         .await
-        .with_context(|| format!("binding the collector HTTP API on {}", config.collector.http_addr))?;
+        .with_context(|| {
+            format!(
+                "binding the collector HTTP API on {}",
+                config.collector.http_addr
+            )
+        })?;
     let admin_addr = admin.local_addr()?;
     let stop = tokio_util::sync::CancellationToken::new();
     let admin_task = tokio::spawn({
@@ -73,7 +83,7 @@ pub async fn collector(config: MeridianConfig) -> anyhow::Result<()> {
     });
     println!(
         "meridian collector [{}]: OTLP gRPC {} · OTLP HTTP {} · health/metrics http://{} · forwarding to {}",
-        config.collector.region, collector.grpc_addr, collector.http_addr, admin_addr, config.forward.url
+        config.collector.region, collector.grpc_addr, collector.http_addr, admin_addr, config.network_sink.url
     );
     shutdown_signal().await;
     collector.shutdown().await;
@@ -82,8 +92,15 @@ pub async fn collector(config: MeridianConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router, stop: tokio_util::sync::CancellationToken) {
-    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await {
+async fn axum_serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+    {
         tracing::error!(error = %e, "HTTP API failed");
     }
 }
@@ -91,7 +108,11 @@ async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router, sto
 /// The central analyzer: ingest from collectors, SQL for users.
 pub async fn analyzer(config: MeridianConfig) -> anyhow::Result<()> {
     let registry = Registry::new();
-    let analyzer = config.analyzer.open(&config.data_dir(), &registry)?.serve().await?;
+    let analyzer = config
+        .analyzer
+        .open(&config.data_dir(), &registry)?
+        .serve()
+        .await?;
     println!(
         "meridian analyzer: SQL http://{}/api/v1/sql · ingest http://{}/api/v1/ingest · data {}",
         analyzer.http_addr,

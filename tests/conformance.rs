@@ -30,7 +30,11 @@ async fn bad_bodies_get_400_and_415_with_status_bodies() {
     assert_eq!(r.headers()["content-type"], "application/x-protobuf");
     let status = tonic_types::Status::decode(r.bytes().await.unwrap()).unwrap();
     assert_eq!(status.code, 3);
-    assert!(status.message.contains("invalid OTLP protobuf"), "{}", status.message);
+    assert!(
+        status.message.contains("invalid OTLP protobuf"),
+        "{}",
+        status.message
+    );
 
     let client = reqwest::Client::new();
     let r = client
@@ -43,13 +47,30 @@ async fn bad_bodies_get_400_and_415_with_status_bodies() {
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["code"], 3);
-    assert!(body["message"].as_str().unwrap().contains("resourceMetrics"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("resourceMetrics"),
+        "{body}"
+    );
 
-    let r = client.post(format!("{base}/v1/logs")).header("content-type", "text/plain").body("hi").send().await.unwrap();
+    let r = client
+        .post(format!("{base}/v1/logs"))
+        .header("content-type", "text/plain")
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 415);
 
     // Still serving.
-    let r = post_protobuf(&base, "/v1/traces", traces("after", vec![span("ok", 1)]).encode_to_vec()).await;
+    let r = post_protobuf(
+        &base,
+        "/v1/traces",
+        traces("after", vec![span("ok", 1)]).encode_to_vec(),
+    )
+    .await;
     assert_eq!(r.status(), 200);
 }
 
@@ -84,7 +105,10 @@ async fn gzip_bomb_gets_413_without_inflating() {
     enc.write_all(&vec![0u8; 64 << 20]).unwrap();
     let member = enc.finish().unwrap();
     // Concatenated gzip members decode as one stream: 16 × 64 MiB.
-    let bomb: Vec<u8> = std::iter::repeat_n(member.as_slice(), 16).flatten().copied().collect();
+    let bomb: Vec<u8> = std::iter::repeat_n(member.as_slice(), 16)
+        .flatten()
+        .copied()
+        .collect();
     assert!(bomb.len() < 2 << 20);
     let r = reqwest::Client::new()
         .post(format!("{}/v1/traces", m.http_url()))
@@ -105,9 +129,11 @@ async fn gzip_bomb_gets_413_without_inflating() {
 async fn gzip_and_chunked_http_bodies_are_accepted() {
     let (_dir, m) = standalone();
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(&traces("gz", vec![span("a", 1), span("b", 2)]).encode_to_vec()).unwrap();
+    enc.write_all(&traces("gz", vec![span("a", 1), span("b", 2)]).encode_to_vec())
+        .unwrap();
     let gz = enc.finish().unwrap();
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = gz.chunks(7).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        gz.chunks(7).map(|c| Ok(c.to_vec())).collect();
     let r = reqwest::Client::new()
         .post(format!("{}/v1/traces", m.http_url()))
         .header("content-type", "application/x-protobuf")
@@ -118,7 +144,10 @@ async fn gzip_and_chunked_http_bodies_are_accepted() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let q = "SELECT count(*) AS n FROM spans WHERE service_name = 'gz'";
-    assert_eq!(wait_for_count(m.api, q, 2, Duration::from_secs(10)).await, 2);
+    assert_eq!(
+        wait_for_count(m.api, q, 2, Duration::from_secs(10)).await,
+        2
+    );
 }
 
 /// Scenario: requests mixing valid spans and spans with bad ids, over HTTP (protobuf, JSON) and
@@ -129,14 +158,28 @@ async fn partial_success_counts_rejected_spans_and_keeps_the_rest() {
     let (_dir, m) = standalone();
     let mut bad = span("bad", 100);
     bad.trace_id.truncate(5);
-    let request = |service: &str| traces(service, vec![span("good-1", 1), bad.clone(), span("good-2", 2)]);
+    let request = |service: &str| {
+        traces(
+            service,
+            vec![span("good-1", 1), bad.clone(), span("good-2", 2)],
+        )
+    };
 
-    let r = post_protobuf(&m.http_url(), "/v1/traces", request("http-pb").encode_to_vec()).await;
+    let r = post_protobuf(
+        &m.http_url(),
+        "/v1/traces",
+        request("http-pb").encode_to_vec(),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let response = ExportTraceServiceResponse::decode(r.bytes().await.unwrap()).unwrap();
     let partial = response.partial_success.expect("partial_success");
     assert_eq!(partial.rejected_spans, 1);
-    assert!(partial.error_message.contains("trace_id must be 16 bytes"), "{}", partial.error_message);
+    assert!(
+        partial.error_message.contains("trace_id must be 16 bytes"),
+        "{}",
+        partial.error_message
+    );
 
     let json = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"http-json"}}]},
         "scopeSpans":[{"spans":[
@@ -156,17 +199,34 @@ async fn partial_success_counts_rejected_spans_and_keeps_the_rest() {
 
     for encoding in [CompressionEncoding::Gzip, CompressionEncoding::Zstd] {
         let service = format!("grpc-{encoding:?}");
-        let mut client = TraceServiceClient::connect(m.grpc_url()).await.unwrap().send_compressed(encoding);
+        let mut client = TraceServiceClient::connect(m.grpc_url())
+            .await
+            .unwrap()
+            .send_compressed(encoding);
         let response = client.export(request(&service)).await.unwrap().into_inner();
         assert_eq!(response.partial_success.map(|p| p.rejected_spans), Some(1));
     }
 
     for service in ["http-pb", "grpc-Gzip", "grpc-Zstd"] {
         let q = format!("SELECT count(*) AS n FROM spans WHERE service_name = '{service}'");
-        assert_eq!(wait_for_count(m.api, &q, 2, Duration::from_secs(10)).await, 2, "{service}");
+        assert_eq!(
+            wait_for_count(m.api, &q, 2, Duration::from_secs(10)).await,
+            2,
+            "{service}"
+        );
     }
-    assert_eq!(count(m.api, "SELECT count(*) AS n FROM spans WHERE service_name = 'http-json'").await, 1);
-    assert_eq!(count(m.api, "SELECT count(*) AS n FROM spans WHERE name = 'bad'").await, 0);
+    assert_eq!(
+        count(
+            m.api,
+            "SELECT count(*) AS n FROM spans WHERE service_name = 'http-json'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(m.api, "SELECT count(*) AS n FROM spans WHERE name = 'bad'").await,
+        0
+    );
 }
 
 /// Scenario: SQL that is invalid, or not read-only.
@@ -182,14 +242,25 @@ async fn sql_errors_and_read_only_enforcement() {
         ("CREATE TABLE t AS SELECT 1", "DDL"),
         ("INSERT INTO spans SELECT * FROM spans", "DML"),
         ("COPY (SELECT 1) TO '/tmp/x.csv'", "DML"),
-        ("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'", "DDL"),
+        (
+            "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
+            "DDL",
+        ),
         ("SELECT * FROM read_parquet('/etc/passwd')", "read_parquet"),
     ] {
-        let r = client.post(&url).json(&serde_json::json!({ "query": query })).send().await.unwrap();
+        let r = client
+            .post(&url)
+            .json(&serde_json::json!({ "query": query }))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400, "{query}");
         let body: serde_json::Value = r.json().await.unwrap();
         let message = body["error"].as_str().unwrap_or_default();
-        assert!(message.to_lowercase().contains(&expect.to_lowercase()), "{query}: {message}");
+        assert!(
+            message.to_lowercase().contains(&expect.to_lowercase()),
+            "{query}: {message}"
+        );
     }
     // Formats: CSV with a header, Arrow IPC stream.
     let r = client
@@ -208,7 +279,10 @@ async fn sql_errors_and_read_only_enforcement() {
         .await
         .unwrap();
     let bytes = r.bytes().await.unwrap();
-    let batches: Vec<_> = arrow::ipc::reader::StreamReader::try_new(bytes.as_ref(), None).unwrap().collect::<Result<_, _>>().unwrap();
+    let batches: Vec<_> = arrow::ipc::reader::StreamReader::try_new(bytes.as_ref(), None)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(batches[0].num_rows(), 1);
     assert_eq!(batches[0].schema().field(0).name(), "answer");
 }
@@ -218,7 +292,8 @@ async fn sql_errors_and_read_only_enforcement() {
 #[tokio::test]
 async fn schema_doc_matches_the_tables() {
     let (_dir, m) = standalone();
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/schema.md")).unwrap();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/schema.md")).unwrap();
     for table in ["spans", "metrics", "logs"] {
         let r = reqwest::Client::new()
             .post(format!("http://{}/api/v1/sql", m.api))
@@ -227,8 +302,16 @@ async fn schema_doc_matches_the_tables() {
             .await
             .unwrap();
         let body: serde_json::Value = r.json().await.unwrap();
-        let columns: Vec<String> = body["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect();
-        let section = doc.split(&format!("## `{table}`")).nth(1).unwrap_or_else(|| panic!("no section for {table}"));
+        let columns: Vec<String> = body["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect();
+        let section = doc
+            .split(&format!("## `{table}`"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no section for {table}"));
         let section = section.split("\n## ").next().unwrap();
         let documented: Vec<String> = section
             .lines()
@@ -236,6 +319,9 @@ async fn schema_doc_matches_the_tables() {
             .filter_map(|l| l.split('`').next())
             .map(str::to_owned)
             .collect();
-        assert_eq!(columns, documented, "docs/schema.md section `{table}` is out of date");
+        assert_eq!(
+            columns, documented,
+            "docs/schema.md section `{table}` is out of date"
+        );
     }
 }

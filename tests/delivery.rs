@@ -23,17 +23,33 @@ async fn backpressure_then_delivery_over_the_network_path() {
     let collector = Meridian::start(
         "collector",
         collector_dir.path(),
-        &["--forward-to", &forward, "--queue-capacity-rows", "5", "--region", "eu-west-1"],
+        &[
+            "--forward-to",
+            &forward,
+            "--queue-capacity-rows",
+            "5",
+            "--region",
+            "eu-west-1",
+        ],
     );
 
     let mut accepted = 0u64;
     let mut http_refused = false;
     for n in 0..50u64 {
-        let r = post_protobuf(&collector.http_url(), "/v1/traces", traces("bp", vec![span("s", n)]).encode_to_vec()).await;
+        let r = post_protobuf(
+            &collector.http_url(),
+            "/v1/traces",
+            traces("bp", vec![span("s", n)]).encode_to_vec(),
+        )
+        .await;
         match r.status().as_u16() {
             200 => accepted += 1,
             503 => {
-                let retry_after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                let retry_after: u64 = r.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 assert!(retry_after >= 1);
                 let status = tonic_types::Status::decode(r.bytes().await.unwrap()).unwrap();
                 assert_eq!(status.code, 14);
@@ -46,10 +62,17 @@ async fn backpressure_then_delivery_over_the_network_path() {
     assert!(http_refused, "the queue never filled");
     assert!(accepted >= 1);
 
-    let mut client = TraceServiceClient::connect(collector.grpc_url()).await.unwrap();
-    let err = client.export(traces("bp", vec![span("g", 1000)])).await.unwrap_err();
+    let mut client = TraceServiceClient::connect(collector.grpc_url())
+        .await
+        .unwrap();
+    let err = client
+        .export(traces("bp", vec![span("g", 1000)]))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable);
-    let retry = err.get_details_retry_info().expect("RetryInfo in the status details");
+    let retry = err
+        .get_details_retry_info()
+        .expect("RetryInfo in the status details");
     assert!(retry.retry_delay.is_some());
 
     // The analyzer comes up: the collector's retries deliver everything accepted, once.
@@ -58,15 +81,27 @@ async fn backpressure_then_delivery_over_the_network_path() {
     let n = wait_for_count(analyzer.api, q, accepted as i64, Duration::from_secs(30)).await;
     assert_eq!(n, accepted as i64);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(common::count(analyzer.api, q).await, accepted as i64, "no duplicates");
+    assert_eq!(
+        common::count(analyzer.api, q).await,
+        accepted as i64,
+        "no duplicates"
+    );
     let regions = common::sql(analyzer.api, "SELECT DISTINCT region FROM spans").await;
     assert_eq!(regions, vec![serde_json::json!({"region": "eu-west-1"})]);
 
     // With room again, new requests succeed and flow through.
-    let r = post_protobuf(&collector.http_url(), "/v1/traces", traces("after", vec![span("x", 5000)]).encode_to_vec()).await;
+    let r = post_protobuf(
+        &collector.http_url(),
+        "/v1/traces",
+        traces("after", vec![span("x", 5000)]).encode_to_vec(),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let q = "SELECT count(*) AS n FROM spans WHERE service_name = 'after'";
-    assert_eq!(wait_for_count(analyzer.api, q, 1, Duration::from_secs(10)).await, 1);
+    assert_eq!(
+        wait_for_count(analyzer.api, q, 1, Duration::from_secs(10)).await,
+        1
+    );
     collector.terminate();
     analyzer.terminate();
 }
@@ -78,13 +113,24 @@ async fn flushed_data_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let first = Meridian::start("standalone", dir.path(), &[]);
     let spans: Vec<_> = (0..100).map(|n| span("r", n)).collect();
-    let r = post_protobuf(&first.http_url(), "/v1/traces", traces("restart", spans).encode_to_vec()).await;
+    let r = post_protobuf(
+        &first.http_url(),
+        "/v1/traces",
+        traces("restart", spans).encode_to_vec(),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let q = "SELECT count(*) AS n FROM spans WHERE service_name = 'restart'";
-    assert_eq!(wait_for_count(first.api, q, 100, Duration::from_secs(10)).await, 100);
+    assert_eq!(
+        wait_for_count(first.api, q, 100, Duration::from_secs(10)).await,
+        100
+    );
     first.terminate();
 
-    let parquet = walk(dir.path()).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count();
+    let parquet = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .count();
     assert!(parquet >= 1, "no parquet file written");
 
     let second = Meridian::start("standalone", dir.path(), &[]);

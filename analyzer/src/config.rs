@@ -29,7 +29,10 @@ pub struct AnalyzerConfig {
 
 impl Default for AnalyzerConfig {
     fn default() -> Self {
-        Self { http_addr: SocketAddr::from(([0, 0, 0, 0], 4380)), store: StoreConfig::default() }
+        Self {
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 4380)),
+            store: StoreConfig::default(),
+        }
     }
 }
 
@@ -61,7 +64,12 @@ impl AnalyzerConfig {
                 AnalyzerError::Store(crate::error::StoreError::Schema(m))
             }
         })?;
-        Ok(Analyzer { config: self.clone(), store, engine: Arc::new(engine), registry: registry.clone() })
+        Ok(Analyzer {
+            config: self.clone(),
+            store,
+            engine: Arc::new(engine),
+            registry: registry.clone(),
+        })
     }
 }
 
@@ -93,20 +101,39 @@ impl Analyzer {
         let addr = self.config.http_addr;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| AnalyzerError::Bind { what: "HTTP API", addr, source })?;
-        let http_addr = listener.local_addr().map_err(|source| AnalyzerError::Bind { what: "HTTP API", addr, source })?;
+            .map_err(|source| AnalyzerError::Bind {
+                what: "HTTP API",
+                addr,
+                source,
+            })?;
+        let http_addr = listener
+            .local_addr()
+            .map_err(|source| AnalyzerError::Bind {
+                what: "HTTP API",
+                addr,
+                source,
+            })?;
         let stop_http = CancellationToken::new();
         let stop_flusher = CancellationToken::new();
         let router = self.router();
         let stop = stop_http.clone();
         let http = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await {
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
                 tracing::error!(error = %e, "analyzer HTTP server failed");
             }
         });
         let flusher = tokio::spawn(Arc::clone(&self.store).run_flusher(stop_flusher.clone()));
         tracing::info!(%http_addr, "analyzer serving SQL on /api/v1/sql");
-        Ok(RunningAnalyzer { http_addr, stop_http, stop_flusher, http, flusher })
+        Ok(RunningAnalyzer {
+            http_addr,
+            stop_http,
+            stop_flusher,
+            http,
+            flusher,
+        })
     }
 }
 

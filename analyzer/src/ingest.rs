@@ -51,20 +51,35 @@ pub fn router(store: Arc<Store>) -> Router {
         .with_state(store)
 }
 
-async fn ingest(State(store): State<Arc<Store>>, Path(signal): Path<String>, body: Bytes) -> Response {
+async fn ingest(
+    State(store): State<Arc<Store>>,
+    Path(signal): Path<String>,
+    body: Bytes,
+) -> Response {
     let signal: Signal = match signal.parse() {
         Ok(s) => s,
         Err(e) => return (StatusCode::NOT_FOUND, e).into_response(),
     };
     let batches = match ipc::decode(&body) {
         Ok(b) => b,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("invalid Arrow IPC stream: {e}")).into_response(),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("invalid Arrow IPC stream: {e}"),
+            )
+                .into_response()
+        }
     };
     for batch in batches {
         match store.insert(SignalBatch::new(signal, batch)) {
             Ok(()) => {}
             Err(e @ StoreError::Behind(_)) => {
-                return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], e.to_string()).into_response()
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [("retry-after", "1")],
+                    e.to_string(),
+                )
+                    .into_response()
             }
             Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
         }

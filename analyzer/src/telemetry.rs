@@ -24,12 +24,19 @@ pub struct AnalyzerMetrics {
 impl AnalyzerMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
-            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
-        };
-        let hot_rows = IntGaugeVec::new(Opts::new("meridian_analyzer_hot_rows", "Rows in memory not yet in Parquet"), &["table"])?;
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let hot_rows = IntGaugeVec::new(
+            Opts::new(
+                "meridian_analyzer_hot_rows",
+                "Rows in memory not yet in Parquet",
+            ),
+            &["table"],
+        )?;
         registry.register(Box::new(hot_rows.clone()))?;
         let query_seconds = HistogramVec::new(
             HistogramOpts::new("meridian_analyzer_query_seconds", "SQL query latency"),
@@ -37,12 +44,32 @@ impl AnalyzerMetrics {
         )?;
         registry.register(Box::new(query_seconds.clone()))?;
         Ok(Self {
-            rows_ingested: counter("meridian_analyzer_ingested_rows_total", "Rows added to the store", &["table"])?,
-            rows_flushed: counter("meridian_analyzer_flushed_rows_total", "Rows written to Parquet", &["table"])?,
-            bytes_flushed: counter("meridian_analyzer_flushed_bytes_total", "Parquet bytes written", &["table"])?,
-            files_written: counter("meridian_analyzer_parquet_files_written_total", "Parquet files written", &["table"])?,
+            rows_ingested: counter(
+                "meridian_analyzer_ingested_rows_total",
+                "Rows added to the store",
+                &["table"],
+            )?,
+            rows_flushed: counter(
+                "meridian_analyzer_flushed_rows_total",
+                "Rows written to Parquet",
+                &["table"],
+            )?,
+            bytes_flushed: counter(
+                "meridian_analyzer_flushed_bytes_total",
+                "Parquet bytes written",
+                &["table"],
+            )?,
+            files_written: counter(
+                "meridian_analyzer_parquet_files_written_total",
+                "Parquet files written",
+                &["table"],
+            )?,
             hot_rows,
-            queries: counter("meridian_analyzer_queries_total", "SQL queries", &["outcome"])?,
+            queries: counter(
+                "meridian_analyzer_queries_total",
+                "SQL queries",
+                &["outcome"],
+            )?,
             query_seconds,
         })
     }

@@ -18,7 +18,10 @@ pub fn router(registry: Registry) -> Router {
 
 async fn metrics(State(registry): State<Registry>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         crate::telemetry::render(&registry),
     )
 }

@@ -69,28 +69,38 @@ pub struct RunningCollector {
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, CollectorError> {
-    TcpListener::bind(addr).await.map_err(|source| CollectorError::Bind { what, addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| CollectorError::Bind { what, addr, source })
 }
 
 impl CollectorConfig {
     /// Binds the receivers and starts forwarding to `sink`; metrics go to `registry`.
-    pub async fn start(&self, sink: Arc<dyn Sink>, registry: &Registry) -> Result<RunningCollector, CollectorError> {
+    pub async fn start(
+        &self,
+        sink: Arc<dyn Sink>,
+        registry: &Registry,
+    ) -> Result<RunningCollector, CollectorError> {
         let metrics = CollectorMetrics::new(registry)?;
         let (queue, rx) = queue::bounded(self.queue_capacity_rows, metrics.clone());
         let intake = Intake::new(&self.region, queue, metrics.clone(), self.retry_after);
 
         let grpc_listener = bind("OTLP/gRPC", self.otlp_grpc_addr).await?;
         let http_listener = bind("OTLP/HTTP", self.otlp_http_addr).await?;
-        let grpc_addr = grpc_listener.local_addr().map_err(|source| CollectorError::Bind {
-            what: "OTLP/gRPC",
-            addr: self.otlp_grpc_addr,
-            source,
-        })?;
-        let http_addr = http_listener.local_addr().map_err(|source| CollectorError::Bind {
-            what: "OTLP/HTTP",
-            addr: self.otlp_http_addr,
-            source,
-        })?;
+        let grpc_addr = grpc_listener
+            .local_addr()
+            .map_err(|source| CollectorError::Bind {
+                what: "OTLP/gRPC",
+                addr: self.otlp_grpc_addr,
+                source,
+            })?;
+        let http_addr = http_listener
+            .local_addr()
+            .map_err(|source| CollectorError::Bind {
+                what: "OTLP/HTTP",
+                addr: self.otlp_http_addr,
+                source,
+            })?;
 
         let stop_receivers = CancellationToken::new();
         let stop_forwarding = CancellationToken::new();
@@ -100,7 +110,10 @@ impl CollectorConfig {
         let stop = stop_receivers.clone();
         let grpc_task = tokio::spawn(async move {
             let incoming = TcpListenerStream::new(grpc_listener);
-            if let Err(e) = grpc.serve_with_incoming_shutdown(incoming, stop.cancelled_owned()).await {
+            if let Err(e) = grpc
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await
+            {
                 tracing::error!(error = %e, "OTLP/gRPC server failed");
             }
         });
@@ -108,7 +121,8 @@ impl CollectorConfig {
         let http = otlp::http::router(intake, self.max_request_bytes);
         let stop = stop_receivers.clone();
         let http_task = tokio::spawn(async move {
-            let serve = axum::serve(http_listener, http).with_graceful_shutdown(stop.cancelled_owned());
+            let serve =
+                axum::serve(http_listener, http).with_graceful_shutdown(stop.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "OTLP/HTTP server failed");
             }

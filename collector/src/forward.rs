@@ -99,7 +99,15 @@ pub async fn run(
     }
     for (signal, entry) in pending {
         if !entry.items.is_empty() {
-            deliver(&config, sink.as_ref(), &metrics, &shutdown, signal, entry.items).await;
+            deliver(
+                &config,
+                sink.as_ref(),
+                &metrics,
+                &shutdown,
+                signal,
+                entry.items,
+            )
+            .await;
         }
     }
 }
@@ -121,7 +129,10 @@ async fn deliver(
         Ok(b) => b,
         Err(e) => {
             tracing::error!(%signal, rows, error = %e, "cannot coalesce batches; dropping them");
-            metrics.lost_rows.with_label_values(&[signal.as_str()]).inc_by(rows as u64);
+            metrics
+                .lost_rows
+                .with_label_values(&[signal.as_str()])
+                .inc_by(rows as u64);
             metrics.queue_rows.sub(held as i64);
             return;
         }
@@ -131,22 +142,35 @@ async fn deliver(
     loop {
         match sink.deliver(SignalBatch::new(signal, batch.clone())).await {
             Ok(()) => {
-                metrics.forwarded_rows.with_label_values(&[signal.as_str()]).inc_by(rows as u64);
+                metrics
+                    .forwarded_rows
+                    .with_label_values(&[signal.as_str()])
+                    .inc_by(rows as u64);
                 break;
             }
             Err(SinkError::Refused(reason)) => {
                 tracing::error!(%signal, rows, %reason, sink = sink.name(), "sink refused a batch; it is lost");
-                metrics.lost_rows.with_label_values(&[signal.as_str()]).inc_by(rows as u64);
+                metrics
+                    .lost_rows
+                    .with_label_values(&[signal.as_str()])
+                    .inc_by(rows as u64);
                 break;
             }
             Err(SinkError::Unavailable(reason)) => {
-                metrics.forward_errors.with_label_values(&[sink.name()]).inc();
+                metrics
+                    .forward_errors
+                    .with_label_values(&[sink.name()])
+                    .inc();
                 tracing::warn!(%signal, rows, %reason, retry_in = ?backoff, "sink unavailable; will retry");
                 if shutdown.is_cancelled() {
-                    let deadline = *give_up_at.get_or_insert_with(|| Instant::now() + config.shutdown_grace);
+                    let deadline =
+                        *give_up_at.get_or_insert_with(|| Instant::now() + config.shutdown_grace);
                     if Instant::now() >= deadline {
                         tracing::error!(%signal, rows, "shutting down with the sink unreachable: rows lost");
-                        metrics.lost_rows.with_label_values(&[signal.as_str()]).inc_by(rows as u64);
+                        metrics
+                            .lost_rows
+                            .with_label_values(&[signal.as_str()])
+                            .inc_by(rows as u64);
                         break;
                     }
                 }

@@ -12,7 +12,9 @@ pub const CONTENT_TYPE: &str = "application/vnd.apache.arrow.stream";
 
 /// Encodes batches as one IPC stream with zstd-compressed buffers.
 pub fn encode(batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
-    let Some(first) = batches.first() else { return Ok(Vec::new()) };
+    let Some(first) = batches.first() else {
+        return Ok(Vec::new());
+    };
     let options = IpcWriteOptions::default().try_with_compression(Some(CompressionType::ZSTD))?;
     let mut out = Vec::new();
     {

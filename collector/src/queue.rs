@@ -37,10 +37,18 @@ pub struct QueueSender {
 }
 
 /// Creates a queue of `capacity` rows.
-pub fn bounded(capacity: usize, metrics: CollectorMetrics) -> (QueueSender, mpsc::UnboundedReceiver<Queued>) {
+pub fn bounded(
+    capacity: usize,
+    metrics: CollectorMetrics,
+) -> (QueueSender, mpsc::UnboundedReceiver<Queued>) {
     let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
     let (tx, rx) = mpsc::unbounded_channel();
-    let sender = QueueSender { room: Arc::new(Semaphore::new(capacity)), capacity, tx, metrics };
+    let sender = QueueSender {
+        room: Arc::new(Semaphore::new(capacity)),
+        capacity,
+        tx,
+        metrics,
+    };
     (sender, rx)
 }
 
@@ -54,11 +62,15 @@ impl QueueSender {
         let permits = u32::try_from(rows).unwrap_or(u32::MAX);
         let permit = Arc::clone(&self.room)
             .try_acquire_many_owned(permits)
-            .map_err(|_| QueueFull { capacity: self.capacity })?;
+            .map_err(|_| QueueFull {
+                capacity: self.capacity,
+            })?;
         self.metrics.queue_rows.add(i64::from(permits));
         self.tx
             .send(Queued { batch, permit })
-            .map_err(|_| QueueFull { capacity: self.capacity })
+            .map_err(|_| QueueFull {
+                capacity: self.capacity,
+            })
     }
 
     /// Rows the queue can hold.

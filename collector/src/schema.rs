@@ -53,12 +53,20 @@ pub fn list_of(item: DataType) -> DataType {
 fn resource_and_scope_fields() -> Vec<Field> {
     let mut fields = Vec::new();
     fields.extend(attribute_fields("resource_"));
-    fields.push(Field::new("resource_dropped_attributes_count", DataType::UInt32, false));
+    fields.push(Field::new(
+        "resource_dropped_attributes_count",
+        DataType::UInt32,
+        false,
+    ));
     fields.push(Field::new("resource_schema_url", DataType::Utf8, false));
     fields.push(Field::new("scope_name", DataType::Utf8, false));
     fields.push(Field::new("scope_version", DataType::Utf8, false));
     fields.extend(attribute_fields("scope_"));
-    fields.push(Field::new("scope_dropped_attributes_count", DataType::UInt32, false));
+    fields.push(Field::new(
+        "scope_dropped_attributes_count",
+        DataType::UInt32,
+        false,
+    ));
     fields.push(Field::new("scope_schema_url", DataType::Utf8, false));
     fields
 }
@@ -70,7 +78,11 @@ pub fn event_fields() -> Fields {
         Field::new("name", DataType::Utf8, false),
     ];
     f.extend(attribute_fields(""));
-    f.push(Field::new("dropped_attributes_count", DataType::UInt32, false));
+    f.push(Field::new(
+        "dropped_attributes_count",
+        DataType::UInt32,
+        false,
+    ));
     Fields::from(f)
 }
 
@@ -83,7 +95,11 @@ pub fn link_fields() -> Fields {
         Field::new("flags", DataType::UInt32, false),
     ];
     f.extend(attribute_fields(""));
-    f.push(Field::new("dropped_attributes_count", DataType::UInt32, false));
+    f.push(Field::new(
+        "dropped_attributes_count",
+        DataType::UInt32,
+        false,
+    ));
     Fields::from(f)
 }
 
@@ -137,10 +153,22 @@ pub fn spans() -> SchemaRef {
             Field::new("deployment_environment", DataType::Utf8, true),
         ];
         fields.extend(attribute_fields(""));
-        fields.push(Field::new("dropped_attributes_count", DataType::UInt32, false));
-        fields.push(Field::new("events", list_of(DataType::Struct(event_fields())), false));
+        fields.push(Field::new(
+            "dropped_attributes_count",
+            DataType::UInt32,
+            false,
+        ));
+        fields.push(Field::new(
+            "events",
+            list_of(DataType::Struct(event_fields())),
+            false,
+        ));
         fields.push(Field::new("dropped_events_count", DataType::UInt32, false));
-        fields.push(Field::new("links", list_of(DataType::Struct(link_fields())), false));
+        fields.push(Field::new(
+            "links",
+            list_of(DataType::Struct(link_fields())),
+            false,
+        ));
         fields.push(Field::new("dropped_links_count", DataType::UInt32, false));
         fields.extend(resource_and_scope_fields());
         Arc::new(Schema::new(fields))
@@ -180,8 +208,16 @@ pub fn metrics() -> SchemaRef {
             Field::new("exp_positive_bucket_counts", u64_list(), true),
             Field::new("exp_negative_offset", DataType::Int32, true),
             Field::new("exp_negative_bucket_counts", u64_list(), true),
-            Field::new("quantiles", list_of(DataType::Struct(quantile_fields())), true),
-            Field::new("exemplars", list_of(DataType::Struct(exemplar_fields())), false),
+            Field::new(
+                "quantiles",
+                list_of(DataType::Struct(quantile_fields())),
+                true,
+            ),
+            Field::new(
+                "exemplars",
+                list_of(DataType::Struct(exemplar_fields())),
+                false,
+            ),
         ];
         fields.extend(attribute_fields(""));
         fields.extend(attribute_fields("metadata_"));
@@ -210,7 +246,11 @@ pub fn logs() -> SchemaRef {
             Field::new("event_name", DataType::Utf8, false),
         ];
         fields.extend(attribute_fields(""));
-        fields.push(Field::new("dropped_attributes_count", DataType::UInt32, false));
+        fields.push(Field::new(
+            "dropped_attributes_count",
+            DataType::UInt32,
+            false,
+        ));
         fields.extend(resource_and_scope_fields());
         Arc::new(Schema::new(fields))
     });

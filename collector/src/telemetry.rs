@@ -23,7 +23,12 @@ pub struct CollectorMetrics {
     pub lost_rows: IntCounterVec,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, prometheus::Error> {
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
     let c = IntCounterVec::new(Opts::new(name, help), labels)?;
     registry.register(Box::new(c.clone()))?;
     Ok(c)
@@ -33,17 +38,55 @@ impl CollectorMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let sp = &["signal", "protocol"];
-        let queue_rows = IntGauge::new("meridian_collector_queue_rows", "Rows waiting in the forwarding queue")?;
+        let queue_rows = IntGauge::new(
+            "meridian_collector_queue_rows",
+            "Rows waiting in the forwarding queue",
+        )?;
         registry.register(Box::new(queue_rows.clone()))?;
         Ok(Self {
-            received: counter(registry, "meridian_collector_received_items_total", "OTLP items accepted", sp)?,
-            rejected: counter(registry, "meridian_collector_rejected_items_total", "OTLP items rejected as invalid", sp)?,
-            refused: counter(registry, "meridian_collector_refused_requests_total", "Requests refused with backpressure", sp)?,
-            malformed: counter(registry, "meridian_collector_malformed_requests_total", "Requests that could not be decoded", sp)?,
+            received: counter(
+                registry,
+                "meridian_collector_received_items_total",
+                "OTLP items accepted",
+                sp,
+            )?,
+            rejected: counter(
+                registry,
+                "meridian_collector_rejected_items_total",
+                "OTLP items rejected as invalid",
+                sp,
+            )?,
+            refused: counter(
+                registry,
+                "meridian_collector_refused_requests_total",
+                "Requests refused with backpressure",
+                sp,
+            )?,
+            malformed: counter(
+                registry,
+                "meridian_collector_malformed_requests_total",
+                "Requests that could not be decoded",
+                sp,
+            )?,
             queue_rows,
-            forwarded_rows: counter(registry, "meridian_collector_forwarded_rows_total", "Rows delivered to the sink", &["signal"])?,
-            forward_errors: counter(registry, "meridian_collector_forward_errors_total", "Failed delivery attempts", &["sink"])?,
-            lost_rows: counter(registry, "meridian_collector_lost_rows_total", "Rows dropped at shutdown with the sink unreachable", &["signal"])?,
+            forwarded_rows: counter(
+                registry,
+                "meridian_collector_forwarded_rows_total",
+                "Rows delivered to the sink",
+                &["signal"],
+            )?,
+            forward_errors: counter(
+                registry,
+                "meridian_collector_forward_errors_total",
+                "Failed delivery attempts",
+                &["sink"],
+            )?,
+            lost_rows: counter(
+                registry,
+                "meridian_collector_lost_rows_total",
+                "Rows dropped at shutdown with the sink unreachable",
+                &["signal"],
+            )?,
         })
     }
 }

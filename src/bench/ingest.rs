@@ -24,14 +24,20 @@ pub async fn run(spans: usize, batch: usize, concurrency: usize) -> anyhow::Resu
     let engine = analyzer.engine();
     let sink = analyzer.sink();
     let analyzer = analyzer.serve().await?;
-    let mut collector_config = CollectorConfig::default();
-    collector_config.otlp_grpc_addr = "127.0.0.1:0".parse()?;
-    collector_config.otlp_http_addr = "127.0.0.1:0".parse()?;
-    collector_config.region = "bench".into();
+    let collector_config = CollectorConfig {
+        otlp_grpc_addr: "127.0.0.1:0".parse()?,
+        otlp_http_addr: "127.0.0.1:0".parse()?,
+        region: "bench".into(),
+        ..CollectorConfig::default()
+    };
     let collector = collector_config.start(sink, &registry).await?;
 
     let requests = spans.div_ceil(batch);
-    let payloads: Arc<Vec<Vec<u8>>> = Arc::new((0..32).map(|i| trace_request(batch, i).encode_to_vec()).collect());
+    let payloads: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..32)
+            .map(|i| trace_request(batch, i).encode_to_vec())
+            .collect(),
+    );
     let total = requests * batch;
     let mut seen = 0usize;
     for protocol in ["grpc", "http"] {
@@ -96,7 +102,9 @@ pub async fn run(spans: usize, batch: usize, concurrency: usize) -> anyhow::Resu
             let result = engine.query("SELECT count(*) AS n FROM spans").await?;
             let n = result.batches.first().map(|b| {
                 use arrow::array::AsArray;
-                b.column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0) as usize
+                b.column(0)
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .value(0) as usize
             });
             if n.unwrap_or(0) >= seen {
                 break;

@@ -47,6 +47,10 @@ pub enum Which {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
         Which::Convert { batch, requests } => convert::run(batch, requests),
-        Which::Ingest { spans, batch, concurrency } => ingest::run(spans, batch, concurrency).await,
+        Which::Ingest {
+            spans,
+            batch,
+            concurrency,
+        } => ingest::run(spans, batch, concurrency).await,
     }
 }

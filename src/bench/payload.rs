@@ -1,20 +1,35 @@
 //! Synthetic gateway trace requests for benchmarks: realistic attribute sets, fixed seed.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{
+    any_value::Value, AnyValue, InstrumentationScope, KeyValue,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{
+    span::SpanKind, ResourceSpans, ScopeSpans, Span, Status,
+};
 use rand::{Rng, SeedableRng};
 
 fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), key_strindex: 0 }
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        key_strindex: 0,
+    }
 }
 
 fn s(v: &str) -> Value {
     Value::StringValue(v.into())
 }
 
-const ROUTES: [&str; 6] = ["/api/users/{id}", "/api/catalog/search", "/api/orders", "/api/orders/{id}", "/api/payments", "/healthz"];
+const ROUTES: [&str; 6] = [
+    "/api/users/{id}",
+    "/api/catalog/search",
+    "/api/orders",
+    "/api/orders/{id}",
+    "/api/payments",
+    "/healthz",
+];
 
 /// A request of `spans` server spans from one gateway, seeded by `seed`.
 pub fn trace_request(spans: usize, seed: u64) -> ExportTraceServiceRequest {
@@ -38,7 +53,10 @@ pub fn trace_request(spans: usize, seed: u64) -> ExportTraceServiceRequest {
                 attributes: vec![
                     kv("http.request.method", s("GET")),
                     kv("http.route", s(route)),
-                    kv("url.path", s(&route.replace("{id}", &rng.random_range(1..10_000).to_string()))),
+                    kv(
+                        "url.path",
+                        s(&route.replace("{id}", &rng.random_range(1..10_000).to_string())),
+                    ),
                     kv("url.scheme", s("https")),
                     kv("http.response.status_code", Value::IntValue(status)),
                     kv("server.address", s("api.example.com")),
@@ -51,7 +69,10 @@ pub fn trace_request(spans: usize, seed: u64) -> ExportTraceServiceRequest {
                 dropped_events_count: 0,
                 links: Vec::new(),
                 dropped_links_count: 0,
-                status: (status >= 500).then(|| Status { message: "upstream error".into(), code: 2 }),
+                status: (status >= 500).then(|| Status {
+                    message: "upstream error".into(),
+                    code: 2,
+                }),
             }
         })
         .collect();
@@ -68,7 +89,11 @@ pub fn trace_request(spans: usize, seed: u64) -> ExportTraceServiceRequest {
                 entity_refs: Vec::new(),
             }),
             scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope { name: "envoy".into(), version: "1.40".into(), ..Default::default() }),
+                scope: Some(InstrumentationScope {
+                    name: "envoy".into(),
+                    version: "1.40".into(),
+                    ..Default::default()
+                }),
                 spans,
                 schema_url: String::new(),
             }],

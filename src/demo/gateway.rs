@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::metrics::{Histogram, MeterProvider as _};
-use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _};
+use opentelemetry::trace::{
+    Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
+};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::logs::SdkLoggerProvider;
@@ -49,7 +51,13 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// Builds providers exporting to a collector at `grpc` (gRPC) or `http` (HTTP base URL).
-    pub fn new(resource: Resource, transport: Transport, grpc: &str, http: &str, interval: Duration) -> anyhow::Result<Self> {
+    pub fn new(
+        resource: Resource,
+        transport: Transport,
+        grpc: &str,
+        http: &str,
+        interval: Duration,
+    ) -> anyhow::Result<Self> {
         use opentelemetry_otlp::{LogExporter, MetricExporter, SpanExporter};
         let protocol = match transport {
             Transport::HttpJson => Protocol::HttpJson,
@@ -57,14 +65,35 @@ impl Telemetry {
         };
         let (spans, metrics, logs) = match transport {
             Transport::Grpc => (
-                SpanExporter::builder().with_tonic().with_endpoint(grpc).build()?,
-                MetricExporter::builder().with_tonic().with_endpoint(grpc).build()?,
-                LogExporter::builder().with_tonic().with_endpoint(grpc).build()?,
+                SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(grpc)
+                    .build()?,
+                MetricExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(grpc)
+                    .build()?,
+                LogExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(grpc)
+                    .build()?,
             ),
             Transport::HttpProtobuf | Transport::HttpJson => (
-                SpanExporter::builder().with_http().with_protocol(protocol).with_endpoint(format!("{http}/v1/traces")).build()?,
-                MetricExporter::builder().with_http().with_protocol(protocol).with_endpoint(format!("{http}/v1/metrics")).build()?,
-                LogExporter::builder().with_http().with_protocol(protocol).with_endpoint(format!("{http}/v1/logs")).build()?,
+                SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(protocol)
+                    .with_endpoint(format!("{http}/v1/traces"))
+                    .build()?,
+                MetricExporter::builder()
+                    .with_http()
+                    .with_protocol(protocol)
+                    .with_endpoint(format!("{http}/v1/metrics"))
+                    .build()?,
+                LogExporter::builder()
+                    .with_http()
+                    .with_protocol(protocol)
+                    .with_endpoint(format!("{http}/v1/logs"))
+                    .build()?,
             ),
         };
         let batch = BatchConfigBuilder::default()
@@ -73,15 +102,30 @@ impl Telemetry {
             .with_max_export_batch_size(2048)
             .build();
         let tracer = SdkTracerProvider::builder()
-            .with_span_processor(BatchSpanProcessor::builder(spans).with_batch_config(batch).build())
+            .with_span_processor(
+                BatchSpanProcessor::builder(spans)
+                    .with_batch_config(batch)
+                    .build(),
+            )
             .with_resource(resource.clone())
             .build();
         let meter = SdkMeterProvider::builder()
-            .with_reader(PeriodicReader::builder(metrics).with_interval(interval).build())
+            .with_reader(
+                PeriodicReader::builder(metrics)
+                    .with_interval(interval)
+                    .build(),
+            )
             .with_resource(resource.clone())
             .build();
-        let logger = SdkLoggerProvider::builder().with_batch_exporter(logs).with_resource(resource).build();
-        Ok(Self { tracer, meter, logger })
+        let logger = SdkLoggerProvider::builder()
+            .with_batch_exporter(logs)
+            .with_resource(resource)
+            .build();
+        Ok(Self {
+            tracer,
+            meter,
+            logger,
+        })
     }
 
     /// Flushes everything and stops the exporters.
@@ -106,12 +150,48 @@ struct Route {
 }
 
 const ROUTES: &[Route] = &[
-    Route { method: "GET", route: "/api/users/{id}", upstream: "users", median_ms: 18.0, weight: 30 },
-    Route { method: "GET", route: "/api/catalog/search", upstream: "catalog", median_ms: 45.0, weight: 25 },
-    Route { method: "POST", route: "/api/orders", upstream: "orders", median_ms: 80.0, weight: 15 },
-    Route { method: "GET", route: "/api/orders/{id}", upstream: "orders", median_ms: 25.0, weight: 15 },
-    Route { method: "POST", route: "/api/payments", upstream: "payments", median_ms: 120.0, weight: 10 },
-    Route { method: "GET", route: "/healthz", upstream: "gateway", median_ms: 1.0, weight: 5 },
+    Route {
+        method: "GET",
+        route: "/api/users/{id}",
+        upstream: "users",
+        median_ms: 18.0,
+        weight: 30,
+    },
+    Route {
+        method: "GET",
+        route: "/api/catalog/search",
+        upstream: "catalog",
+        median_ms: 45.0,
+        weight: 25,
+    },
+    Route {
+        method: "POST",
+        route: "/api/orders",
+        upstream: "orders",
+        median_ms: 80.0,
+        weight: 15,
+    },
+    Route {
+        method: "GET",
+        route: "/api/orders/{id}",
+        upstream: "orders",
+        median_ms: 25.0,
+        weight: 15,
+    },
+    Route {
+        method: "POST",
+        route: "/api/payments",
+        upstream: "payments",
+        median_ms: 120.0,
+        weight: 10,
+    },
+    Route {
+        method: "GET",
+        route: "/healthz",
+        upstream: "gateway",
+        median_ms: 1.0,
+        weight: 5,
+    },
 ];
 
 /// What is wrong in a region right now.
@@ -138,9 +218,15 @@ impl Gateway {
             .f64_histogram("http.server.request.duration")
             .with_unit("s")
             .with_description("Duration of HTTP server requests")
-            .with_boundaries(vec![0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0])
+            .with_boundaries(vec![
+                0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+            ])
             .build();
-        Self { region: region.to_owned(), telemetry, duration }
+        Self {
+            region: region.to_owned(),
+            telemetry,
+            duration,
+        }
     }
 
     /// The resource every gateway signal carries.
@@ -175,12 +261,22 @@ impl Gateway {
             // Log-normal latency around the route's median; the incident stretches it.
             let normal: f64 = (0..6).map(|_| rng.random::<f64>()).sum::<f64>() - 3.0;
             let healthy_route = route.upstream == "gateway";
-            let factor = if healthy_route { 1.0 } else { condition.latency_factor.max(1.0) };
+            let factor = if healthy_route {
+                1.0
+            } else {
+                condition.latency_factor.max(1.0)
+            };
             let ms = route.median_ms * factor * (0.45 * normal).exp();
             let base_errors = 0.004;
-            let error_p = if healthy_route { 0.0 } else { base_errors + condition.error_rate };
+            let error_p = if healthy_route {
+                0.0
+            } else {
+                base_errors + condition.error_rate
+            };
             let status: i64 = if rng.random::<f64>() < error_p {
-                *[500, 502, 503, 504].get(rng.random_range(0..4)).unwrap_or(&503)
+                *[500, 502, 503, 504]
+                    .get(rng.random_range(0..4))
+                    .unwrap_or(&503)
             } else if rng.random::<f64>() < 0.02 {
                 404
             } else if route.method == "POST" {
@@ -193,7 +289,12 @@ impl Gateway {
             let attrs = vec![
                 KeyValue::new("http.request.method", route.method),
                 KeyValue::new("http.route", route.route),
-                KeyValue::new("url.path", route.route.replace("{id}", &rng.random_range(1..5000).to_string())),
+                KeyValue::new(
+                    "url.path",
+                    route
+                        .route
+                        .replace("{id}", &rng.random_range(1..5000).to_string()),
+                ),
                 KeyValue::new("url.scheme", "https"),
                 KeyValue::new("http.response.status_code", status),
                 KeyValue::new("server.address", format!("api.{}.example.com", self.region)),
@@ -212,7 +313,10 @@ impl Gateway {
             let cx = Context::current_with_span(server);
             if !healthy_route {
                 let upstream_start = start + Duration::from_micros(300);
-                let upstream_end = end.checked_sub(Duration::from_micros(200)).unwrap_or(end).max(upstream_start);
+                let upstream_end = end
+                    .checked_sub(Duration::from_micros(200))
+                    .unwrap_or(end)
+                    .max(upstream_start);
                 let mut client = tracer
                     .span_builder(format!("{} {}", route.method, route.upstream))
                     .with_kind(SpanKind::Client)
@@ -228,23 +332,34 @@ impl Gateway {
             }
             cx.span().end_with_timestamp(end);
 
-            self.duration.record(ms / 1000.0, &[
-                KeyValue::new("http.request.method", route.method),
-                KeyValue::new("http.route", route.route),
-                KeyValue::new("http.response.status_code", status),
-            ]);
+            self.duration.record(
+                ms / 1000.0,
+                &[
+                    KeyValue::new("http.request.method", route.method),
+                    KeyValue::new("http.route", route.route),
+                    KeyValue::new("http.response.status_code", status),
+                ],
+            );
 
             let mut record = logger.create_log_record();
             record.set_timestamp(end);
             record.set_observed_timestamp(end);
-            let (severity, text) = if status >= 500 { (Severity::Error, "ERROR") } else { (Severity::Info, "INFO") };
+            let (severity, text) = if status >= 500 {
+                (Severity::Error, "ERROR")
+            } else {
+                (Severity::Info, "INFO")
+            };
             record.set_severity_number(severity);
             record.set_severity_text(text);
             record.set_body(AnyValue::from(format!(
                 "{} {} {} {:.1}ms upstream={}",
                 route.method, route.route, status, ms, route.upstream
             )));
-            record.set_trace_context(span_context.trace_id(), span_context.span_id(), Some(span_context.trace_flags()));
+            record.set_trace_context(
+                span_context.trace_id(),
+                span_context.span_id(),
+                Some(span_context.trace_flags()),
+            );
             record.add_attribute("http.response.status_code", status);
             record.add_attribute("http.route", route.route);
             logger.emit(record);

@@ -38,7 +38,15 @@ pub async fn print_loop(
         }
         match engine.query(&sql).await {
             Ok(result) => {
-                println!("t+{:>4}s  {:<15} {:>8} {:>8} {:>9} {:>9}", started.elapsed().as_secs(), "region", "req/s", "err %", "p50 ms", "p99 ms");
+                println!(
+                    "t+{:>4}s  {:<15} {:>8} {:>8} {:>9} {:>9}",
+                    started.elapsed().as_secs(),
+                    "region",
+                    "req/s",
+                    "err %",
+                    "p50 ms",
+                    "p99 ms"
+                );
                 for batch in &result.batches {
                     let region = batch.column(0).as_string::<i32>();
                     let rps = batch.column(1).as_primitive::<Float64Type>();
@@ -47,14 +55,26 @@ pub async fn print_loop(
                     let p99 = batch.column(4).as_primitive::<Float64Type>();
                     let _n = batch.column(5).as_primitive::<Int64Type>();
                     for i in 0..batch.num_rows() {
-                        let flag = if err.value(i) > 5.0 || p99.value(i) > 1000.0 { "  ⚠" } else { "" };
+                        let flag = if err.value(i) > 5.0 || p99.value(i) > 1000.0 {
+                            "  ⚠"
+                        } else {
+                            ""
+                        };
                         println!(
                             "         {:<15} {:>8.1} {:>8.2} {:>9.1} {:>9.1}{flag}",
                             region.value(i),
                             rps.value(i),
                             err.value(i),
-                            if p50.is_null(i) { f64::NAN } else { p50.value(i) },
-                            if p99.is_null(i) { f64::NAN } else { p99.value(i) },
+                            if p50.is_null(i) {
+                                f64::NAN
+                            } else {
+                                p50.value(i)
+                            },
+                            if p99.is_null(i) {
+                                f64::NAN
+                            } else {
+                                p99.value(i)
+                            },
                         );
                     }
                 }

@@ -66,18 +66,37 @@ pub async fn run(config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
             c.otlp_grpc_addr.set_port(0);
             c.otlp_http_addr.set_port(0);
         }
-        let regional_registry = if i == 0 { registry.clone() } else { Registry::new() };
+        let regional_registry = if i == 0 {
+            registry.clone()
+        } else {
+            Registry::new()
+        };
         let collector = c.start(Arc::clone(&sink), &regional_registry).await?;
         let grpc = format!("http://{}", loopback(collector.grpc_addr));
         let http = format!("http://{}", loopback(collector.http_addr));
-        let telemetry = Telemetry::new(Gateway::resource(region), *transport, &grpc, &http, Duration::from_secs(1))
-            .with_context(|| format!("building the {region} exporter"))?;
-        println!("  {region:<15} gateway → collector {} ({})", collector.grpc_addr, transport.label());
+        let telemetry = Telemetry::new(
+            Gateway::resource(region),
+            *transport,
+            &grpc,
+            &http,
+            Duration::from_secs(1),
+        )
+        .with_context(|| format!("building the {region} exporter"))?;
+        println!(
+            "  {region:<15} gateway → collector {} ({})",
+            collector.grpc_addr,
+            transport.label()
+        );
         gateways.push((region.to_string(), Gateway::new(region, telemetry)));
         collectors.push(collector);
     }
     let sql_url = format!("http://{}/api/v1/sql", loopback(analyzer.http_addr));
-    println!("\nMeridian demo: 3 regions, incident in {} at +{}s for {}s.", args.incident_region, args.incident_after.as_secs(), args.incident_for.as_secs());
+    println!(
+        "\nMeridian demo: 3 regions, incident in {} at +{}s for {}s.",
+        args.incident_region,
+        args.incident_after.as_secs(),
+        args.incident_for.as_secs()
+    );
     println!("Query it yourself while it runs:");
     println!("  curl -s {sql_url} -H 'content-type: application/json' \\");
     println!("    -d '{{\"query\": \"SELECT region, count(*) FROM spans GROUP BY region\"}}'\n");
@@ -85,7 +104,12 @@ pub async fn run(config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let stop = tokio_util::sync::CancellationToken::new();
     let load = tokio::spawn(drive_load(gateways, args.clone(), started, stop.clone()));
-    let table = tokio::spawn(live::print_loop(engine, args.refresh, started, stop.clone()));
+    let table = tokio::spawn(live::print_loop(
+        engine,
+        args.refresh,
+        started,
+        stop.clone(),
+    ));
     let limit = async {
         match args.duration {
             Some(d) => tokio::time::sleep(d).await,
@@ -108,7 +132,10 @@ pub async fn run(config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
         c.shutdown().await;
     }
     analyzer.shutdown().await;
-    println!("\nDemo data is in {}. `meridian standalone` serves it again.", config.data_dir().display());
+    println!(
+        "\nDemo data is in {}. `meridian standalone` serves it again.",
+        config.data_dir().display()
+    );
     Ok(())
 }
 
@@ -143,12 +170,19 @@ async fn drive_load(
             _ = stop.cancelled() => break,
         }
         let elapsed = started.elapsed();
-        let in_incident = elapsed >= args.incident_after && elapsed < args.incident_after + args.incident_for;
+        let in_incident =
+            elapsed >= args.incident_after && elapsed < args.incident_after + args.incident_for;
         for (i, (region, gateway)) in gateways.iter().enumerate() {
             let condition = if in_incident && *region == args.incident_region {
-                Condition { latency_factor: 6.0, error_rate: 0.25 }
+                Condition {
+                    latency_factor: 6.0,
+                    error_rate: 0.25,
+                }
             } else {
-                Condition { latency_factor: 1.0, error_rate: 0.0 }
+                Condition {
+                    latency_factor: 1.0,
+                    error_rate: 0.0,
+                }
             };
             carry[i] += args.rate * diurnal(elapsed, args.day) * tick.as_secs_f64();
             let n = carry[i].floor();

@@ -44,7 +44,14 @@ impl Meridian {
             .arg(mode)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0", "--http-addr", http_addr])
+            .args([
+                "--otlp-grpc-addr",
+                "127.0.0.1:0",
+                "--otlp-http-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                http_addr,
+            ])
             .args(args)
             .env("MERIDIAN_LOG", "warn")
             .stdout(Stdio::piped())
@@ -60,7 +67,12 @@ impl Meridian {
         let api = addr_after(&line, "SQL http://")
             .or_else(|| addr_after(&line, "health/metrics http://"))
             .unwrap_or_else(|| panic!("no API address in {line:?}"));
-        Meridian { child, grpc: addr_after(&line, "OTLP gRPC "), http: addr_after(&line, "OTLP HTTP "), api }
+        Meridian {
+            child,
+            grpc: addr_after(&line, "OTLP gRPC "),
+            http: addr_after(&line, "OTLP HTTP "),
+            api,
+        }
     }
 
     /// `http://` URL of the OTLP/gRPC receiver.
@@ -76,7 +88,10 @@ impl Meridian {
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(mut self) {
         let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -84,14 +99,18 @@ impl Meridian {
                 assert!(status.success(), "meridian exited with {status}");
                 return;
             }
-            assert!(Instant::now() < deadline, "meridian did not stop within 30 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "meridian did not stop within 30 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// Peak resident memory of the process in KiB (VmHWM).
     pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -123,7 +142,11 @@ pub async fn sql(api: SocketAddr, query: &str) -> Vec<Value> {
 
 /// The single number a `SELECT count(*) AS n ...` query returns.
 pub async fn count(api: SocketAddr, query: &str) -> i64 {
-    sql(api, query).await.first().and_then(|r| r["n"].as_i64()).unwrap_or(0)
+    sql(api, query)
+        .await
+        .first()
+        .and_then(|r| r["n"].as_i64())
+        .unwrap_or(0)
 }
 
 /// Polls `query` until its count reaches `expected` (or fails after `timeout` with the last count).
@@ -140,7 +163,10 @@ pub async fn wait_for_count(api: SocketAddr, query: &str, expected: i64, timeout
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// A minimal valid span: `name`, a trace id derived from `n`.
@@ -148,7 +174,10 @@ pub fn span(name: &str, n: u64) -> opentelemetry_proto::tonic::trace::v1::Span {
     let mut trace_id = [0u8; 16];
     trace_id[..8].copy_from_slice(&(n + 1).to_be_bytes());
     trace_id[8..].copy_from_slice(&0xabcdu64.to_be_bytes());
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
     opentelemetry_proto::tonic::trace::v1::Span {
         trace_id: trace_id.to_vec(),
         span_id: (n + 1).to_be_bytes().to_vec(),
@@ -161,7 +190,10 @@ pub fn span(name: &str, n: u64) -> opentelemetry_proto::tonic::trace::v1::Span {
 }
 
 /// A trace export request of the given spans under service `service`.
-pub fn traces(service: &str, spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>) -> ExportTraceServiceRequest {
+pub fn traces(
+    service: &str,
+    spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>,
+) -> ExportTraceServiceRequest {
     use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
@@ -170,12 +202,17 @@ pub fn traces(service: &str, spans: Vec<opentelemetry_proto::tonic::trace::v1::S
             resource: Some(Resource {
                 attributes: vec![KeyValue {
                     key: "service.name".into(),
-                    value: Some(AnyValue { value: Some(Value::StringValue(service.into())) }),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue(service.into())),
+                    }),
                     key_strindex: 0,
                 }],
                 ..Default::default()
             }),
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
             schema_url: String::new(),
         }],
     }

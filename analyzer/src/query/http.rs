@@ -23,24 +23,38 @@ struct SqlRequest {
 
 /// The `/api/v1/sql` route.
 pub fn router(engine: Arc<QueryEngine>) -> Router {
-    Router::new().route("/api/v1/sql", post(sql)).with_state(engine)
+    Router::new()
+        .route("/api/v1/sql", post(sql))
+        .with_state(engine)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-async fn sql(State(engine): State<Arc<QueryEngine>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn sql(
+    State(engine): State<Arc<QueryEngine>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let request: SqlRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body must be {{\"query\": \"...\"}}: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("body must be {{\"query\": \"...\"}}: {e}"),
+            )
+        }
     };
     let result = match engine.query(&request.query).await {
         Ok(r) => r,
         Err(QueryError::Invalid(m)) => return error(StatusCode::BAD_REQUEST, m),
         Err(QueryError::Execution(m)) => return error(StatusCode::INTERNAL_SERVER_ERROR, m),
     };
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let encoded = if accept.contains(meridian_collector::ipc::CONTENT_TYPE) {
         arrow_ipc(&result).map(|b| (meridian_collector::ipc::CONTENT_TYPE, b))
     } else if accept.contains("text/csv") {
@@ -50,7 +64,10 @@ async fn sql(State(engine): State<Arc<QueryEngine>>, headers: HeaderMap, body: a
     };
     match encoded {
         Ok((content_type, body)) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding the result: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the result: {e}"),
+        ),
     }
 }
 
@@ -74,7 +91,11 @@ fn json_body(result: &QueryResult) -> Result<Vec<u8>, arrow::error::ArrowError> 
         .iter()
         .map(|f| json!({ "name": f.name(), "type": f.data_type().to_string() }))
         .collect();
-    let mut out = format!("{{\"columns\":{},\"rows\":", serde_json::Value::from(columns)).into_bytes();
+    let mut out = format!(
+        "{{\"columns\":{},\"rows\":",
+        serde_json::Value::from(columns)
+    )
+    .into_bytes();
     out.extend_from_slice(&rows);
     out.push(b'}');
     Ok(out)
@@ -83,7 +104,9 @@ fn json_body(result: &QueryResult) -> Result<Vec<u8>, arrow::error::ArrowError> 
 fn csv(batches: &[RecordBatch]) -> Result<Vec<u8>, arrow::error::ArrowError> {
     let mut out = Vec::new();
     {
-        let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+        let mut writer = arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut out);
         for b in batches {
             writer.write(b)?;
         }

@@ -52,13 +52,23 @@ impl QueryEngine {
             Err(QueryError::Execution(_)) => "failed",
         };
         self.metrics.queries.with_label_values(&[outcome]).inc();
-        self.metrics.query_seconds.with_label_values(&[outcome]).observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .query_seconds
+            .with_label_values(&[outcome])
+            .observe(started.elapsed().as_secs_f64());
         result
     }
 
     async fn run(&self, sql: &str) -> Result<QueryResult, QueryError> {
-        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        let frame = self.ctx.sql_with_options(sql, options).await.map_err(classify)?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let frame = self
+            .ctx
+            .sql_with_options(sql, options)
+            .await
+            .map_err(classify)?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let batches = frame.collect().await.map_err(classify)?;
         Ok(QueryResult { schema, batches })

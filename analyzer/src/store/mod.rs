@@ -40,7 +40,11 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { flush_interval: Duration::from_secs(10), flush_max_rows: 500_000, max_hot_rows: 4_000_000 }
+        Self {
+            flush_interval: Duration::from_secs(10),
+            flush_max_rows: 500_000,
+            max_hot_rows: 4_000_000,
+        }
     }
 }
 
@@ -56,7 +60,11 @@ pub struct Store {
 
 impl Store {
     /// Opens the store under `dir`, finding the Parquet files already there.
-    pub fn open(dir: &Path, config: StoreConfig, metrics: AnalyzerMetrics) -> Result<Self, StoreError> {
+    pub fn open(
+        dir: &Path,
+        config: StoreConfig,
+        metrics: AnalyzerMetrics,
+    ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         let dir = dir.canonicalize().map_err(|e| StoreError::io(dir, e))?;
         let mut tables = BTreeMap::new();
@@ -67,7 +75,14 @@ impl Store {
             tables.insert(signal, Arc::new(Table::new(signal, files)));
             flush_locks.insert(signal, Mutex::new(()));
         }
-        Ok(Self { dir, config, tables, flush_locks, metrics, flush_wanted: tokio::sync::Notify::new() })
+        Ok(Self {
+            dir,
+            config,
+            tables,
+            flush_locks,
+            metrics,
+            flush_wanted: tokio::sync::Notify::new(),
+        })
     }
 
     /// The table of a signal.
@@ -93,11 +108,18 @@ impl Store {
         }
         let rows = batch.rows();
         // Re-wrap with the canonical schema so metadata differences never reach the table.
-        let normalized = arrow::array::RecordBatch::try_new(expected, batch.batch.columns().to_vec())?;
+        let normalized =
+            arrow::array::RecordBatch::try_new(expected, batch.batch.columns().to_vec())?;
         let hot = table.append(normalized);
         let label = [batch.signal.table()];
-        self.metrics.rows_ingested.with_label_values(&label).inc_by(rows as u64);
-        self.metrics.hot_rows.with_label_values(&label).set(hot as i64);
+        self.metrics
+            .rows_ingested
+            .with_label_values(&label)
+            .inc_by(rows as u64);
+        self.metrics
+            .hot_rows
+            .with_label_values(&label)
+            .set(hot as i64);
         if hot >= self.config.flush_max_rows {
             self.flush_wanted.notify_one();
         }
@@ -115,22 +137,35 @@ impl Store {
         let count = snapshot.hot.len();
         let rows = snapshot.hot_rows;
         let dir = self.dir.join(signal.table());
-        let written = tokio::task::spawn_blocking(move || -> Result<Vec<StoredFile>, StoreError> {
-            let batch = concat_batches(&signal.schema(), &snapshot.hot)?;
-            parquet::split_by_hour(&batch)?
-                .into_iter()
-                .map(|(hour, rows)| parquet::write_file(&dir, hour, &rows))
-                .collect()
-        })
-        .await
-        .map_err(|e| StoreError::Schema(format!("flush task failed: {e}")))??;
+        let written =
+            tokio::task::spawn_blocking(move || -> Result<Vec<StoredFile>, StoreError> {
+                let batch = concat_batches(&signal.schema(), &snapshot.hot)?;
+                parquet::split_by_hour(&batch)?
+                    .into_iter()
+                    .map(|(hour, rows)| parquet::write_file(&dir, hour, &rows))
+                    .collect()
+            })
+            .await
+            .map_err(|e| StoreError::Schema(format!("flush task failed: {e}")))??;
         let bytes: u64 = written.iter().map(|f| f.bytes).sum();
         let label = [signal.table()];
-        self.metrics.rows_flushed.with_label_values(&label).inc_by(rows as u64);
-        self.metrics.bytes_flushed.with_label_values(&label).inc_by(bytes);
-        self.metrics.files_written.with_label_values(&label).inc_by(written.len() as u64);
+        self.metrics
+            .rows_flushed
+            .with_label_values(&label)
+            .inc_by(rows as u64);
+        self.metrics
+            .bytes_flushed
+            .with_label_values(&label)
+            .inc_by(bytes);
+        self.metrics
+            .files_written
+            .with_label_values(&label)
+            .inc_by(written.len() as u64);
         table.commit_flush(count, written);
-        self.metrics.hot_rows.with_label_values(&label).set(table.hot_rows() as i64);
+        self.metrics
+            .hot_rows
+            .with_label_values(&label)
+            .set(table.hot_rows() as i64);
         tracing::debug!(table = signal.table(), rows, bytes, "flushed to parquet");
         Ok(())
     }

@@ -35,7 +35,11 @@ pub fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(i64, RecordBatch)>, Sto
         .column_by_name(TIME)
         .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
         .ok_or_else(|| StoreError::Schema("batch has no nanosecond `time` column".into()))?;
-    let hours: Vec<i64> = times.values().iter().map(|t| t.div_euclid(HOUR_NS) * HOUR_NS).collect();
+    let hours: Vec<i64> = times
+        .values()
+        .iter()
+        .map(|t| t.div_euclid(HOUR_NS) * HOUR_NS)
+        .collect();
     let mut distinct: Vec<i64> = hours.clone();
     distinct.sort_unstable();
     distinct.dedup();
@@ -54,14 +58,24 @@ pub fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(i64, RecordBatch)>, Sto
 /// The directory of one hour partition: `{table_dir}/date=YYYY-MM-DD/hour=HH`.
 fn partition_dir(table_dir: &Path, hour_start: i64) -> PathBuf {
     let t = DateTime::<Utc>::from_timestamp_nanos(hour_start);
-    table_dir.join(format!("date={}", t.format("%Y-%m-%d"))).join(format!("hour={}", t.format("%H")))
+    table_dir
+        .join(format!("date={}", t.format("%Y-%m-%d")))
+        .join(format!("hour={}", t.format("%H")))
 }
 
 /// Writes one hour's rows to a new zstd Parquet file, atomically.
-pub fn write_file(table_dir: &Path, hour_start: i64, batch: &RecordBatch) -> Result<StoredFile, StoreError> {
+pub fn write_file(
+    table_dir: &Path,
+    hour_start: i64,
+    batch: &RecordBatch,
+) -> Result<StoredFile, StoreError> {
     let dir = partition_dir(table_dir, hour_start);
     fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
-    let name = format!("{}-{}.parquet", Utc::now().timestamp_millis(), uuid::Uuid::new_v4().simple());
+    let name = format!(
+        "{}-{}.parquet",
+        Utc::now().timestamp_millis(),
+        uuid::Uuid::new_v4().simple()
+    );
     let path = dir.join(&name);
     let tmp = dir.join(format!(".{name}.tmp"));
     let props = WriterProperties::builder()
@@ -79,8 +93,14 @@ pub fn write_file(table_dir: &Path, hour_start: i64, batch: &RecordBatch) -> Res
     if let Ok(d) = File::open(&dir) {
         let _ = d.sync_all();
     }
-    let bytes = fs::metadata(&path).map_err(|e| StoreError::io(&path, e))?.len();
-    Ok(StoredFile { path, hour_start, bytes })
+    let bytes = fs::metadata(&path)
+        .map_err(|e| StoreError::io(&path, e))?
+        .len();
+    Ok(StoredFile {
+        path,
+        hour_start,
+        bytes,
+    })
 }
 
 /// Finds the Parquet files of a table, deleting temp files a crash left behind.
@@ -90,22 +110,42 @@ pub fn discover(table_dir: &Path) -> Result<Vec<StoredFile>, StoreError> {
         return Ok(Vec::new());
     }
     for date in read_dir(table_dir)? {
-        let Some(day) = dir_value(&date, "date=").and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()) else {
+        let Some(day) =
+            dir_value(&date, "date=").and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+        else {
             continue;
         };
         for hour in read_dir(&date)? {
-            let Some(h) = dir_value(&hour, "hour=").and_then(|h| h.parse::<u32>().ok()) else { continue };
-            let Some(start) = day.and_hms_opt(h, 0, 0).and_then(|t| t.and_utc().timestamp_nanos_opt()) else {
+            let Some(h) = dir_value(&hour, "hour=").and_then(|h| h.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Some(start) = day
+                .and_hms_opt(h, 0, 0)
+                .and_then(|t| t.and_utc().timestamp_nanos_opt())
+            else {
                 continue;
             };
             for file in read_dir(&hour)? {
-                let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+                let name = file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+                    .to_owned();
                 if name.ends_with(".tmp") {
                     tracing::warn!(path = %file.display(), "removing an incomplete file left by a crash");
                     let _ = fs::remove_file(&file);
                 } else if name.ends_with(".parquet") {
-                    let bytes = fs::metadata(&file).map_err(|e| StoreError::io(&file, e))?.len();
-                    found.insert(file.clone(), StoredFile { path: file, hour_start: start, bytes });
+                    let bytes = fs::metadata(&file)
+                        .map_err(|e| StoreError::io(&file, e))?
+                        .len();
+                    found.insert(
+                        file.clone(),
+                        StoredFile {
+                            path: file,
+                            hour_start: start,
+                            bytes,
+                        },
+                    );
                 }
             }
         }
@@ -123,7 +163,10 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
 }
 
 fn dir_value(path: &Path, prefix: &str) -> Option<String> {
-    path.file_name()?.to_str()?.strip_prefix(prefix).map(str::to_owned)
+    path.file_name()?
+        .to_str()?
+        .strip_prefix(prefix)
+        .map(str::to_owned)
 }
 
 #[cfg(test)]

@@ -67,7 +67,12 @@ pub fn time_range(filters: &[Expr], column: &str) -> TimeRange {
                     _ => {}
                 }
             }
-            Expr::Between(Between { expr, negated: false, low, high }) if is_column(expr, column) => {
+            Expr::Between(Between {
+                expr,
+                negated: false,
+                low,
+                high,
+            }) if is_column(expr, column) => {
                 if let Some(v) = timestamp(low) {
                     range.narrow_from(v);
                 }
@@ -87,15 +92,33 @@ mod tests {
     use datafusion::prelude::{col, lit};
 
     fn ts(v: i64) -> Expr {
-        lit(ScalarValue::TimestampNanosecond(Some(v), Some("UTC".into())))
+        lit(ScalarValue::TimestampNanosecond(
+            Some(v),
+            Some("UTC".into()),
+        ))
     }
 
     #[test]
     fn comparisons_and_between_narrow_the_range() {
         let r = time_range(&[col("time").gt_eq(ts(10)), ts(50).gt(col("time"))], "time");
-        assert_eq!(r, TimeRange { from: Some(10), to: Some(50) });
-        let r = time_range(&[col("time").between(ts(5), ts(7)), col("other").gt(ts(100))], "time");
-        assert_eq!(r, TimeRange { from: Some(5), to: Some(7) });
+        assert_eq!(
+            r,
+            TimeRange {
+                from: Some(10),
+                to: Some(50)
+            }
+        );
+        let r = time_range(
+            &[col("time").between(ts(5), ts(7)), col("other").gt(ts(100))],
+            "time",
+        );
+        assert_eq!(
+            r,
+            TimeRange {
+                from: Some(5),
+                to: Some(7)
+            }
+        );
         assert!(r.overlaps(0, 6) && !r.overlaps(8, 20));
     }
 }

@@ -8,7 +8,9 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::datasource::MemTable;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
@@ -41,7 +43,13 @@ pub struct Table {
 impl Table {
     /// A table of `signal` holding the given files and nothing hot.
     pub fn new(signal: Signal, files: Vec<StoredFile>) -> Self {
-        Self { signal, state: RwLock::new(Snapshot { files, ..Snapshot::default() }) }
+        Self {
+            signal,
+            state: RwLock::new(Snapshot {
+                files,
+                ..Snapshot::default()
+            }),
+        }
     }
 
     /// The signal (and so the schema) of the table.
@@ -64,7 +72,10 @@ impl Table {
 
     /// Rows in the hot buffer.
     pub fn hot_rows(&self) -> usize {
-        self.state.read().unwrap_or_else(|p| p.into_inner()).hot_rows
+        self.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .hot_rows
     }
 
     /// Replaces the first `flushed` hot batches by the files they were written to, in one step,
@@ -89,7 +100,10 @@ impl TableProvider for Table {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         // Filters are used to prune partitions and row groups; DataFusion still applies them.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
@@ -113,7 +127,8 @@ impl TableProvider for Table {
             .map(|f| ListingTableUrl::parse(f.path.to_string_lossy()))
             .collect::<DfResult<Vec<_>>>()?;
         if !urls.is_empty() {
-            let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
             let config = ListingTableConfig::new_with_multi_paths(urls)
                 .with_listing_options(options)
                 .with_schema(Arc::clone(&schema));

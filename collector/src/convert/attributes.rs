@@ -21,7 +21,9 @@ pub fn map_builder() -> StringMapBuilder {
 /// Renders a value as its text and, unless it is a string, its type name.
 pub fn render(value: Option<&AnyValue>) -> (String, Option<&'static str>) {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let Some(value) = value else { return (String::new(), Some("absent")) };
+    let Some(value) = value else {
+        return (String::new(), Some("absent"));
+    };
     match value.value.as_ref() {
         None => (String::new(), Some("empty")),
         Some(Value::StringValue(s)) => (s.clone(), None),
@@ -30,8 +32,14 @@ pub fn render(value: Option<&AnyValue>) -> (String, Option<&'static str>) {
         Some(Value::DoubleValue(d)) => (format!("{d:?}"), Some("double")),
         Some(Value::BytesValue(b)) => (b64.encode(b), Some("bytes")),
         Some(v @ (Value::ArrayValue(_) | Value::KvlistValue(_))) => {
-            let any = AnyValue { value: Some(v.clone()) };
-            let kind = if matches!(v, Value::ArrayValue(_)) { "array" } else { "kvlist" };
+            let any = AnyValue {
+                value: Some(v.clone()),
+            };
+            let kind = if matches!(v, Value::ArrayValue(_)) {
+                "array"
+            } else {
+                "kvlist"
+            };
             (json::encode_any_value(&any).to_string(), Some(kind))
         }
         Some(Value::StringValueStrindex(i)) => (i.to_string(), Some("strindex")),
@@ -60,7 +68,11 @@ pub fn parse(text: &str, kind: Option<&str>) -> Result<Option<AnyValue>, Convert
                 .map(Some)
                 .map_err(|e| ConvertError::Column(e.to_string()));
         }
-        Some(other) => return Err(ConvertError::Column(format!("unknown attribute type `{other}`"))),
+        Some(other) => {
+            return Err(ConvertError::Column(format!(
+                "unknown attribute type `{other}`"
+            )))
+        }
     };
     Ok(Some(AnyValue { value: Some(value) }))
 }
@@ -82,7 +94,11 @@ pub fn append(values: &mut StringMapBuilder, types: &mut StringMapBuilder, attrs
 }
 
 /// Reads row `row` of the two map columns back into an attribute list.
-pub fn read(values: &MapArray, types: &MapArray, row: usize) -> Result<Vec<KeyValue>, ConvertError> {
+pub fn read(
+    values: &MapArray,
+    types: &MapArray,
+    row: usize,
+) -> Result<Vec<KeyValue>, ConvertError> {
     let (keys, texts) = map_entries(values, row)?;
     let (type_keys, type_names) = map_entries(types, row)?;
     let mut out = Vec::with_capacity(keys.len());
@@ -92,7 +108,11 @@ pub fn read(values: &MapArray, types: &MapArray, row: usize) -> Result<Vec<KeyVa
             .find(|&j| type_keys.value(j) == key)
             .map(|j| type_names.value(j));
         let text = if texts.is_null(i) { "" } else { texts.value(i) };
-        out.push(KeyValue { key: key.to_owned(), value: parse(text, kind)?, key_strindex: 0 });
+        out.push(KeyValue {
+            key: key.to_owned(),
+            value: parse(text, kind)?,
+            key_strindex: 0,
+        });
     }
     Ok(out)
 }

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, MapArray, StringArray, StringBuilder, UInt32Array, UInt32Builder};
 use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, MapArray, StringArray, StringBuilder, UInt32Array, UInt32Builder};
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
@@ -69,16 +69,19 @@ impl ContextBuilder {
             &mut self.res_types,
             resource.map_or(no_attrs, |r| &r.attributes),
         );
-        self.res_dropped.append_value(resource.map_or(0, |r| r.dropped_attributes_count));
+        self.res_dropped
+            .append_value(resource.map_or(0, |r| r.dropped_attributes_count));
         self.res_schema.append_value(resource_schema_url);
         self.scope_name.append_value(scope.map_or("", |s| &s.name));
-        self.scope_version.append_value(scope.map_or("", |s| &s.version));
+        self.scope_version
+            .append_value(scope.map_or("", |s| &s.version));
         attributes::append(
             &mut self.scope_attrs,
             &mut self.scope_types,
             scope.map_or(no_attrs, |s| &s.attributes),
         );
-        self.scope_dropped.append_value(scope.map_or(0, |s| s.dropped_attributes_count));
+        self.scope_dropped
+            .append_value(scope.map_or(0, |s| s.dropped_attributes_count));
         self.scope_schema.append_value(scope_schema_url);
     }
 
@@ -151,7 +154,10 @@ impl<'a> ContextReader<'a> {
 }
 
 /// Groups consecutive rows by context: yields (context, row range) runs in order.
-pub fn runs(reader: &ContextReader<'_>, rows: usize) -> Result<Vec<(Context, std::ops::Range<usize>)>, ConvertError> {
+pub fn runs(
+    reader: &ContextReader<'_>,
+    rows: usize,
+) -> Result<Vec<(Context, std::ops::Range<usize>)>, ConvertError> {
     let mut out: Vec<(Context, std::ops::Range<usize>)> = Vec::new();
     for row in 0..rows {
         let ctx = reader.read(row)?;
@@ -186,7 +192,9 @@ pub fn regroup<T>(
     for (ctx, range) in runs(&reader, batch.num_rows())? {
         let scope = (ctx.scope, ctx.scope_schema_url, items(range)?);
         match out.last_mut() {
-            Some(last) if last.resource == ctx.resource && last.schema_url == ctx.resource_schema_url => {
+            Some(last)
+                if last.resource == ctx.resource && last.schema_url == ctx.resource_schema_url =>
+            {
                 last.scopes.push(scope)
             }
             _ => out.push(ResourceGroup {

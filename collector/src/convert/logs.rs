@@ -17,7 +17,10 @@ use crate::schema;
 /// Converts a logs export request to a `logs` batch, stamping `region` on every row.
 ///
 /// Records whose trace or span id is present but malformed are rejected; the rest are kept.
-pub fn logs_to_arrow(request: &ExportLogsServiceRequest, region: &str) -> Result<Converted, ConvertError> {
+pub fn logs_to_arrow(
+    request: &ExportLogsServiceRequest,
+    region: &str,
+) -> Result<Converted, ConvertError> {
     let mut rejections = Rejections::default();
     let mut time = TimestampNanosecondBuilder::new();
     let mut observed = TimestampNanosecondBuilder::new();
@@ -37,7 +40,8 @@ pub fn logs_to_arrow(request: &ExportLogsServiceRequest, region: &str) -> Result
     let mut context = ContextBuilder::default();
 
     for rl in &request.resource_logs {
-        let svc = super::promoted::service_name(rl.resource.as_ref().map_or(&[][..], |r| &r.attributes));
+        let svc =
+            super::promoted::service_name(rl.resource.as_ref().map_or(&[][..], |r| &r.attributes));
         for sl in &rl.scope_logs {
             for record in &sl.log_records {
                 let ids = check_id(&record.trace_id, 16, "trace_id", true)
@@ -72,7 +76,12 @@ pub fn logs_to_arrow(request: &ExportLogsServiceRequest, region: &str) -> Result
                 event_name.append_value(&record.event_name);
                 attributes::append(&mut attrs, &mut attr_types, &record.attributes);
                 dropped.append_value(record.dropped_attributes_count);
-                context.append(rl.resource.as_ref(), &rl.schema_url, sl.scope.as_ref(), &sl.schema_url);
+                context.append(
+                    rl.resource.as_ref(),
+                    &rl.schema_url,
+                    sl.scope.as_ref(),
+                    &sl.schema_url,
+                );
             }
         }
     }
@@ -144,7 +153,11 @@ pub fn logs_from_arrow(batch: &RecordBatch) -> Result<ExportLogsServiceRequest, 
             scope_logs: group
                 .scopes
                 .into_iter()
-                .map(|(scope, schema_url, log_records)| ScopeLogs { scope: Some(scope), log_records, schema_url })
+                .map(|(scope, schema_url, log_records)| ScopeLogs {
+                    scope: Some(scope),
+                    log_records,
+                    schema_url,
+                })
                 .collect(),
             schema_url: group.schema_url,
         })

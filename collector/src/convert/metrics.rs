@@ -23,7 +23,9 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use super::attributes::{self, StringMapBuilder};
 use super::context::{regroup, ContextBuilder};
 use super::traces::{enum_name, enum_value, list_of_structs};
-use super::{append_hex, column, downcast, promoted, read_hex, ts, ConvertError, Converted, Rejections};
+use super::{
+    append_hex, column, downcast, promoted, read_hex, ts, ConvertError, Converted, Rejections,
+};
 use crate::schema;
 
 const TEMPORALITY: [&str; 3] = ["unspecified", "delta", "cumulative"];
@@ -103,11 +105,19 @@ impl QuantilesBuilder {
             self.offsets.push(0);
         }
         let fields = schema::quantile_fields();
-        let children: Vec<ArrayRef> = vec![Arc::new(self.quantile.finish()), Arc::new(self.value.finish())];
+        let children: Vec<ArrayRef> = vec![
+            Arc::new(self.quantile.finish()),
+            Arc::new(self.value.finish()),
+        ];
         let structs = StructArray::try_new(fields.clone(), children, None)?;
         let item = Arc::new(Field::new("item", DataType::Struct(fields), true));
         let nulls = NullBuffer::from(self.valid);
-        let list = ListArray::try_new(item, OffsetBuffer::new(self.offsets.into()), Arc::new(structs), Some(nulls))?;
+        let list = ListArray::try_new(
+            item,
+            OffsetBuffer::new(self.offsets.into()),
+            Arc::new(structs),
+            Some(nulls),
+        )?;
         Ok(Arc::new(list))
     }
 }
@@ -149,8 +159,10 @@ impl ExemplarsBuilder {
     }
 
     fn finish(mut self) -> Result<ArrayRef, ConvertError> {
-        let (mut values, mut types) =
-            self.attrs.take().unwrap_or_else(|| (attributes::map_builder(), attributes::map_builder()));
+        let (mut values, mut types) = self
+            .attrs
+            .take()
+            .unwrap_or_else(|| (attributes::map_builder(), attributes::map_builder()));
         let children: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish().with_timezone("UTC")),
             Arc::new(self.value.finish()),
@@ -233,7 +245,8 @@ impl MetricsBuilder {
         self.description.append_value(&metric.description);
         self.unit.append_value(&metric.unit);
         self.kind.append_value(kind);
-        self.temporality.append_option(temporality.map(|t| enum_name(&TEMPORALITY, t)));
+        self.temporality
+            .append_option(temporality.map(|t| enum_name(&TEMPORALITY, t)));
         self.monotonic.append_option(monotonic);
         self.flags.append_value(point.flags);
         self.exemplars.append(point.exemplars);
@@ -248,7 +261,13 @@ impl MetricsBuilder {
     }
 
     /// count, sum, min, max (histogram family and summary).
-    fn append_stats(&mut self, count: Option<u64>, sum: Option<f64>, min: Option<f64>, max: Option<f64>) {
+    fn append_stats(
+        &mut self,
+        count: Option<u64>,
+        sum: Option<f64>,
+        min: Option<f64>,
+        max: Option<f64>,
+    ) {
         self.count.append_option(count);
         self.sum.append_option(sum);
         self.min.append_option(min);
@@ -263,13 +282,20 @@ impl MetricsBuilder {
     fn append_exponential(&mut self, p: Option<&ExponentialHistogramDataPoint>) {
         self.exp_scale.append_option(p.map(|p| p.scale));
         self.exp_zero_count.append_option(p.map(|p| p.zero_count));
-        self.exp_zero_threshold.append_option(p.map(|p| p.zero_threshold));
+        self.exp_zero_threshold
+            .append_option(p.map(|p| p.zero_threshold));
         let pos = p.and_then(|p| p.positive.as_ref());
         let neg = p.and_then(|p| p.negative.as_ref());
         self.exp_pos_offset.append_option(pos.map(|b| b.offset));
-        append_list(&mut self.exp_pos_counts, pos.map(|b| b.bucket_counts.as_slice()));
+        append_list(
+            &mut self.exp_pos_counts,
+            pos.map(|b| b.bucket_counts.as_slice()),
+        );
         self.exp_neg_offset.append_option(neg.map(|b| b.offset));
-        append_list(&mut self.exp_neg_counts, neg.map(|b| b.bucket_counts.as_slice()));
+        append_list(
+            &mut self.exp_neg_counts,
+            neg.map(|b| b.bucket_counts.as_slice()),
+        );
     }
 
     fn finish(mut self) -> Result<RecordBatch, ConvertError> {
@@ -329,22 +355,39 @@ where
 /// Converts a metrics export request to a `metrics` batch, one row per data point.
 ///
 /// A metric without data has no point to store; it is counted as one rejected point.
-pub fn metrics_to_arrow(request: &ExportMetricsServiceRequest, region: &str) -> Result<Converted, ConvertError> {
+pub fn metrics_to_arrow(
+    request: &ExportMetricsServiceRequest,
+    region: &str,
+) -> Result<Converted, ConvertError> {
     let mut b = MetricsBuilder::new();
     let mut rejections = Rejections::default();
     for rm in &request.resource_metrics {
-        let service = promoted::service_name(rm.resource.as_ref().map_or(&[][..], |r| &r.attributes));
+        let service =
+            promoted::service_name(rm.resource.as_ref().map_or(&[][..], |r| &r.attributes));
         let service = service.as_deref();
         for sm in &rm.scope_metrics {
             let ctx = |b: &mut MetricsBuilder| {
-                b.context.append(rm.resource.as_ref(), &rm.schema_url, sm.scope.as_ref(), &sm.schema_url)
+                b.context.append(
+                    rm.resource.as_ref(),
+                    &rm.schema_url,
+                    sm.scope.as_ref(),
+                    &sm.schema_url,
+                )
             };
             for metric in &sm.metrics {
                 match &metric.data {
                     None => rejections.add(|| format!("metric `{}` has no data", metric.name)),
                     Some(Data::Gauge(g)) => {
                         for p in &g.data_points {
-                            b.append_common(region, service, metric, "gauge", None, None, &number_common(p));
+                            b.append_common(
+                                region,
+                                service,
+                                metric,
+                                "gauge",
+                                None,
+                                None,
+                                &number_common(p),
+                            );
                             b.append_number(p.value);
                             b.append_stats(None, None, None, None);
                             b.append_buckets(None, None);
@@ -356,7 +399,15 @@ pub fn metrics_to_arrow(request: &ExportMetricsServiceRequest, region: &str) -> 
                     Some(Data::Sum(s)) => {
                         for p in &s.data_points {
                             let t = Some(s.aggregation_temporality);
-                            b.append_common(region, service, metric, "sum", t, Some(s.is_monotonic), &number_common(p));
+                            b.append_common(
+                                region,
+                                service,
+                                metric,
+                                "sum",
+                                t,
+                                Some(s.is_monotonic),
+                                &number_common(p),
+                            );
                             b.append_number(p.value);
                             b.append_stats(None, None, None, None);
                             b.append_buckets(None, None);
@@ -394,7 +445,15 @@ pub fn metrics_to_arrow(request: &ExportMetricsServiceRequest, region: &str) -> 
                                 exemplars: &p.exemplars,
                             };
                             let t = Some(h.aggregation_temporality);
-                            b.append_common(region, service, metric, "exponential_histogram", t, None, &common);
+                            b.append_common(
+                                region,
+                                service,
+                                metric,
+                                "exponential_histogram",
+                                t,
+                                None,
+                                &common,
+                            );
                             b.append_number(None);
                             b.append_stats(Some(p.count), p.sum, p.min, p.max);
                             b.append_buckets(None, None);
@@ -412,7 +471,9 @@ pub fn metrics_to_arrow(request: &ExportMetricsServiceRequest, region: &str) -> 
                                 flags: p.flags,
                                 exemplars: &[],
                             };
-                            b.append_common(region, service, metric, "summary", None, None, &common);
+                            b.append_common(
+                                region, service, metric, "summary", None, None, &common,
+                            );
                             b.append_number(None);
                             b.append_stats(Some(p.count), Some(p.sum), None, None);
                             b.append_buckets(None, None);
@@ -523,7 +584,10 @@ impl<'a> MetricsReader<'a> {
     }
 
     /// The metric (without points) a row belongs to: rows with equal metrics are merged.
-    fn metric(&self, row: usize) -> Result<(Metric, String, Option<i32>, Option<bool>), ConvertError> {
+    fn metric(
+        &self,
+        row: usize,
+    ) -> Result<(Metric, String, Option<i32>, Option<bool>), ConvertError> {
         let metric = Metric {
             name: self.name.value(row).to_owned(),
             description: self.description.value(row).to_owned(),
@@ -535,7 +599,12 @@ impl<'a> MetricsReader<'a> {
             .map(|t| enum_value(&TEMPORALITY, &t))
             .transpose()?;
         let monotonic = opt(self.monotonic, row, |a, i| a.value(i));
-        Ok((metric, self.kind.value(row).to_owned(), temporality, monotonic))
+        Ok((
+            metric,
+            self.kind.value(row).to_owned(),
+            temporality,
+            monotonic,
+        ))
     }
 
     fn exemplars(&self, row: usize) -> Result<Vec<Exemplar>, ConvertError> {
@@ -569,7 +638,9 @@ impl<'a> MetricsReader<'a> {
         let value = if !self.value_int.is_null(row) {
             Some(number_data_point::Value::AsInt(self.value_int.value(row)))
         } else {
-            opt(self.value, row, |a, i| number_data_point::Value::AsDouble(a.value(i)))
+            opt(self.value, row, |a, i| {
+                number_data_point::Value::AsDouble(a.value(i))
+            })
         };
         Ok(NumberDataPoint {
             attributes: attributes::read(self.attrs, self.attr_types, row)?,
@@ -598,12 +669,16 @@ impl<'a> MetricsReader<'a> {
     }
 
     fn exponential(&self, row: usize) -> Result<ExponentialHistogramDataPoint, ConvertError> {
-        let buckets = |offset: &Int32Array, counts: &ListArray| -> Result<Option<Buckets>, ConvertError> {
-            if offset.is_null(row) {
-                return Ok(None);
-            }
-            Ok(Some(Buckets { offset: offset.value(row), bucket_counts: u64s(counts, row)? }))
-        };
+        let buckets =
+            |offset: &Int32Array, counts: &ListArray| -> Result<Option<Buckets>, ConvertError> {
+                if offset.is_null(row) {
+                    return Ok(None);
+                }
+                Ok(Some(Buckets {
+                    offset: offset.value(row),
+                    bucket_counts: u64s(counts, row)?,
+                }))
+            };
         Ok(ExponentialHistogramDataPoint {
             attributes: attributes::read(self.attrs, self.attr_types, row)?,
             start_time_unix_nano: self.start.value(row) as u64,
@@ -633,7 +708,10 @@ impl<'a> MetricsReader<'a> {
             count: self.count.value(row),
             sum: self.sum.value(row),
             quantile_values: (0..s.len())
-                .map(|i| ValueAtQuantile { quantile: q.value(i), value: v.value(i) })
+                .map(|i| ValueAtQuantile {
+                    quantile: q.value(i),
+                    value: v.value(i),
+                })
                 .collect(),
             flags: self.flags.value(row),
         })
@@ -656,20 +734,30 @@ impl<'a> MetricsReader<'a> {
             if !same {
                 out.push(key);
             }
-            let Some((metric, kind, temporality, monotonic)) = out.last_mut() else { continue };
+            let Some((metric, kind, temporality, monotonic)) = out.last_mut() else {
+                continue;
+            };
             let t = temporality.unwrap_or_default();
             let data = metric.data.get_or_insert_with(|| match kind.as_str() {
-                "gauge" => Data::Gauge(Gauge { data_points: vec![] }),
+                "gauge" => Data::Gauge(Gauge {
+                    data_points: vec![],
+                }),
                 "sum" => Data::Sum(Sum {
                     data_points: vec![],
                     aggregation_temporality: t,
                     is_monotonic: monotonic.unwrap_or_default(),
                 }),
-                "histogram" => Data::Histogram(Histogram { data_points: vec![], aggregation_temporality: t }),
-                "exponential_histogram" => {
-                    Data::ExponentialHistogram(ExponentialHistogram { data_points: vec![], aggregation_temporality: t })
-                }
-                _ => Data::Summary(Summary { data_points: vec![] }),
+                "histogram" => Data::Histogram(Histogram {
+                    data_points: vec![],
+                    aggregation_temporality: t,
+                }),
+                "exponential_histogram" => Data::ExponentialHistogram(ExponentialHistogram {
+                    data_points: vec![],
+                    aggregation_temporality: t,
+                }),
+                _ => Data::Summary(Summary {
+                    data_points: vec![],
+                }),
             });
             match data {
                 Data::Gauge(g) => g.data_points.push(self.number(row)?),
@@ -684,7 +772,9 @@ impl<'a> MetricsReader<'a> {
 }
 
 /// Rebuilds the metrics export request a `metrics` batch was made from.
-pub fn metrics_from_arrow(batch: &RecordBatch) -> Result<ExportMetricsServiceRequest, ConvertError> {
+pub fn metrics_from_arrow(
+    batch: &RecordBatch,
+) -> Result<ExportMetricsServiceRequest, ConvertError> {
     let reader = MetricsReader::new(batch)?;
     let resource_metrics = regroup(batch, |range| reader.metrics(range))?
         .into_iter()
@@ -693,7 +783,11 @@ pub fn metrics_from_arrow(batch: &RecordBatch) -> Result<ExportMetricsServiceReq
             scope_metrics: group
                 .scopes
                 .into_iter()
-                .map(|(scope, schema_url, metrics)| ScopeMetrics { scope: Some(scope), metrics, schema_url })
+                .map(|(scope, schema_url, metrics)| ScopeMetrics {
+                    scope: Some(scope),
+                    metrics,
+                    schema_url,
+                })
                 .collect(),
             schema_url: group.schema_url,
         })

@@ -58,7 +58,11 @@ impl Rejections {
     }
 
     fn into_converted(self, batch: RecordBatch) -> Converted {
-        Converted { batch, rejected: self.count, error_message: self.message }
+        Converted {
+            batch,
+            rejected: self.count,
+            error_message: self.message,
+        }
     }
 }
 
@@ -103,10 +107,7 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, C
 }
 
 /// Downcasts an array (a struct child) to a concrete type.
-fn downcast<T: 'static>(array: &ArrayRef, name: &str) -> Result<T, ConvertError>
-where
-    T: Clone,
-{
+fn downcast<T: Clone + 'static>(array: &ArrayRef, name: &str) -> Result<T, ConvertError> {
     array
         .as_any()
         .downcast_ref::<T>()

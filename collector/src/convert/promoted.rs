@@ -16,7 +16,10 @@ pub fn cloud_region(resource: &[KeyValue], item: &[KeyValue]) -> Option<String> 
 
 /// `deployment.environment.name` (or the older `deployment.environment`) from the resource.
 pub fn deployment_environment(resource: &[KeyValue]) -> Option<String> {
-    as_text(find(resource, &["deployment.environment.name", "deployment.environment"]))
+    as_text(find(
+        resource,
+        &["deployment.environment.name", "deployment.environment"],
+    ))
 }
 
 /// `http.request.method` (older: `http.method`).
@@ -38,7 +41,9 @@ pub fn url_path(attrs: &[KeyValue]) -> Option<String> {
         return Some(strip_query(&target).to_owned());
     }
     let full = as_text(find(attrs, &["url.full", "http.url"]))?;
-    let after_scheme = full.split_once("://").map_or(full.as_str(), |(_, rest)| rest);
+    let after_scheme = full
+        .split_once("://")
+        .map_or(full.as_str(), |(_, rest)| rest);
     let path = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]);
     Some(strip_query(path).to_owned())
 }
@@ -49,18 +54,27 @@ fn strip_query(target: &str) -> &str {
 
 /// `http.response.status_code` (older: `http.status_code`), as a number.
 pub fn http_status(attrs: &[KeyValue]) -> Option<i32> {
-    as_int(find(attrs, &["http.response.status_code", "http.status_code"]))
-        .and_then(|v| i32::try_from(v).ok())
+    as_int(find(
+        attrs,
+        &["http.response.status_code", "http.status_code"],
+    ))
+    .and_then(|v| i32::try_from(v).ok())
 }
 
 /// `server.address` (older: `net.host.name`, `http.host`).
 pub fn server_address(attrs: &[KeyValue]) -> Option<String> {
-    as_text(find(attrs, &["server.address", "net.host.name", "http.host"]))
+    as_text(find(
+        attrs,
+        &["server.address", "net.host.name", "http.host"],
+    ))
 }
 
 /// The service behind the gateway: `peer.service`, or Envoy's `upstream_cluster`.
 pub fn peer_service(attrs: &[KeyValue]) -> Option<String> {
-    as_text(find(attrs, &["peer.service", "upstream_cluster", "upstream.cluster"]))
+    as_text(find(
+        attrs,
+        &["peer.service", "upstream_cluster", "upstream.cluster"],
+    ))
 }
 
 #[cfg(test)]
@@ -71,16 +85,27 @@ mod tests {
     fn kv(k: &str, v: &str) -> KeyValue {
         KeyValue {
             key: k.into(),
-            value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(v.into())),
+            }),
             key_strindex: 0,
         }
     }
 
     #[test]
     fn url_path_comes_from_the_full_url_when_no_path_is_given() {
-        assert_eq!(url_path(&[kv("http.url", "http://h:80/api/x?y=1")]).as_deref(), Some("/api/x"));
-        assert_eq!(url_path(&[kv("http.target", "/a?b")]).as_deref(), Some("/a"));
-        assert_eq!(url_path(&[kv("url.full", "https://h")]).as_deref(), Some("/"));
+        assert_eq!(
+            url_path(&[kv("http.url", "http://h:80/api/x?y=1")]).as_deref(),
+            Some("/api/x")
+        );
+        assert_eq!(
+            url_path(&[kv("http.target", "/a?b")]).as_deref(),
+            Some("/a")
+        );
+        assert_eq!(
+            url_path(&[kv("url.full", "https://h")]).as_deref(),
+            Some("/")
+        );
     }
 
     #[test]

@@ -41,20 +41,44 @@ proptest! {
 /// Guarantees: only the invalid ones are rejected, counted, and described.
 #[test]
 fn invalid_ids_are_rejected_individually() {
-    let mut good = Span { trace_id: vec![1; 16], span_id: vec![2; 8], name: "ok".into(), ..Default::default() };
+    let mut good = Span {
+        trace_id: vec![1; 16],
+        span_id: vec![2; 8],
+        name: "ok".into(),
+        ..Default::default()
+    };
     good.start_time_unix_nano = 5;
-    let short = Span { trace_id: vec![1; 5], span_id: vec![2; 8], name: "short".into(), ..Default::default() };
-    let zero = Span { trace_id: vec![1; 16], span_id: vec![0; 8], name: "zero".into(), ..Default::default() };
+    let short = Span {
+        trace_id: vec![1; 5],
+        span_id: vec![2; 8],
+        name: "short".into(),
+        ..Default::default()
+    };
+    let zero = Span {
+        trace_id: vec![1; 16],
+        span_id: vec![0; 8],
+        name: "zero".into(),
+        ..Default::default()
+    };
     let request = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans { spans: vec![good, short, zero], ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans: vec![good, short, zero],
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     };
     let converted = traces_to_arrow(&request, "r1").unwrap();
     assert_eq!(converted.batch.num_rows(), 1);
     assert_eq!(converted.rejected, 2);
-    assert!(converted.error_message.contains("trace_id must be 16 bytes, got 5"), "{}", converted.error_message);
+    assert!(
+        converted
+            .error_message
+            .contains("trace_id must be 16 bytes, got 5"),
+        "{}",
+        converted.error_message
+    );
 }
 
 /// Scenario: a span with promoted attributes under old and new names.
@@ -62,11 +86,18 @@ fn invalid_ids_are_rejected_individually() {
 #[test]
 fn promoted_columns_and_region() {
     use arrow::array::{AsArray, Int32Array};
-    let kv = |k: &str, v: Value| KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), key_strindex: 0 };
+    let kv = |k: &str, v: Value| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        key_strindex: 0,
+    };
     let request = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
-                attributes: vec![kv("service.name", Value::StringValue("gw".into())), kv("cloud.region", Value::StringValue("eu".into()))],
+                attributes: vec![
+                    kv("service.name", Value::StringValue("gw".into())),
+                    kv("cloud.region", Value::StringValue("eu".into())),
+                ],
                 ..Default::default()
             }),
             scope_spans: vec![ScopeSpans {
@@ -87,7 +118,14 @@ fn promoted_columns_and_region() {
         }],
     };
     let batch = traces_to_arrow(&request, "us-east-1").unwrap().batch;
-    let col = |n: &str| batch.column_by_name(n).unwrap().as_string::<i32>().value(0).to_owned();
+    let col = |n: &str| {
+        batch
+            .column_by_name(n)
+            .unwrap()
+            .as_string::<i32>()
+            .value(0)
+            .to_owned()
+    };
     assert_eq!(col("region"), "us-east-1");
     assert_eq!(col("cloud_region"), "eu");
     assert_eq!(col("service_name"), "gw");
@@ -95,5 +133,12 @@ fn promoted_columns_and_region() {
     assert_eq!(col("http_route"), "/a/{id}");
     assert_eq!(col("kind"), "server");
     let status = batch.column_by_name("http_response_status_code").unwrap();
-    assert_eq!(status.as_any().downcast_ref::<Int32Array>().unwrap().value(0), 503);
+    assert_eq!(
+        status
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .unwrap()
+            .value(0),
+        503
+    );
 }

@@ -15,10 +15,20 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 
 use super::attributes::{self, StringMapBuilder};
 use super::context::{regroup, ContextBuilder};
-use super::{append_hex, check_id, column, downcast, promoted, read_hex, ts, ConvertError, Converted, Rejections};
+use super::{
+    append_hex, check_id, column, downcast, promoted, read_hex, ts, ConvertError, Converted,
+    Rejections,
+};
 use crate::schema;
 
-const KINDS: [&str; 6] = ["unspecified", "internal", "server", "client", "producer", "consumer"];
+const KINDS: [&str; 6] = [
+    "unspecified",
+    "internal",
+    "server",
+    "client",
+    "producer",
+    "consumer",
+];
 const STATUS: [&str; 3] = ["unset", "ok", "error"];
 
 /// Name of an enum value, or its number when the name is unknown (kept losslessly).
@@ -68,8 +78,10 @@ impl EventsBuilder {
     }
 
     fn finish(mut self) -> Result<ArrayRef, ConvertError> {
-        let (mut values, mut types) =
-            self.attrs.take().unwrap_or_else(|| (attributes::map_builder(), attributes::map_builder()));
+        let (mut values, mut types) = self
+            .attrs
+            .take()
+            .unwrap_or_else(|| (attributes::map_builder(), attributes::map_builder()));
         let children: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish().with_timezone("UTC")),
             Arc::new(self.name.finish()),
@@ -114,8 +126,10 @@ impl LinksBuilder {
     }
 
     fn finish(mut self) -> Result<ArrayRef, ConvertError> {
-        let (mut values, mut types) =
-            self.attrs.take().unwrap_or_else(|| (attributes::map_builder(), attributes::map_builder()));
+        let (mut values, mut types) = self
+            .attrs
+            .take()
+            .unwrap_or_else(|| (attributes::map_builder(), attributes::map_builder()));
         let children: Vec<ArrayRef> = vec![
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
@@ -140,14 +154,22 @@ pub(crate) fn list_of_structs(
     }
     let structs = StructArray::try_new(fields.clone(), children, None)?;
     let item = Arc::new(Field::new("item", DataType::Struct(fields), true));
-    let list = ListArray::try_new(item, OffsetBuffer::new(offsets.into()), Arc::new(structs), None)?;
+    let list = ListArray::try_new(
+        item,
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(structs),
+        None,
+    )?;
     Ok(Arc::new(list))
 }
 
 /// Converts a trace export request to a `spans` batch, stamping `region` on every row.
 ///
 /// Spans with an invalid trace or span id are rejected (counted in the result), the rest kept.
-pub fn traces_to_arrow(request: &ExportTraceServiceRequest, region: &str) -> Result<Converted, ConvertError> {
+pub fn traces_to_arrow(
+    request: &ExportTraceServiceRequest,
+    region: &str,
+) -> Result<Converted, ConvertError> {
     let capacity: usize = request
         .resource_spans
         .iter()
@@ -194,7 +216,12 @@ pub fn traces_to_arrow(request: &ExportTraceServiceRequest, region: &str) -> Res
             for span in &ss.spans {
                 let ids = check_id(&span.trace_id, 16, "trace_id", false)
                     .and_then(|t| Ok((t, check_id(&span.span_id, 8, "span_id", false)?)))
-                    .and_then(|ids| Ok((ids, check_id(&span.parent_span_id, 8, "parent_span_id", true)?)));
+                    .and_then(|ids| {
+                        Ok((
+                            ids,
+                            check_id(&span.parent_span_id, 8, "parent_span_id", true)?,
+                        ))
+                    });
                 let ((tid, sid), _) = match ids {
                     Ok(ids) => ids,
                     Err(msg) => {
@@ -204,7 +231,9 @@ pub fn traces_to_arrow(request: &ExportTraceServiceRequest, region: &str) -> Res
                 };
                 time.append_value(ts(span.start_time_unix_nano));
                 end_time.append_value(ts(span.end_time_unix_nano));
-                duration.append_value(ts(span.end_time_unix_nano).saturating_sub(ts(span.start_time_unix_nano)));
+                duration.append_value(
+                    ts(span.end_time_unix_nano).saturating_sub(ts(span.start_time_unix_nano)),
+                );
                 region_col.append_value(region);
                 service.append_option(svc.as_deref());
                 trace_id.append_option(tid);
@@ -232,7 +261,12 @@ pub fn traces_to_arrow(request: &ExportTraceServiceRequest, region: &str) -> Res
                 dropped_events.append_value(span.dropped_events_count);
                 links.append(&span.links);
                 dropped_links.append_value(span.dropped_links_count);
-                context.append(rs.resource.as_ref(), &rs.schema_url, ss.scope.as_ref(), &ss.schema_url);
+                context.append(
+                    rs.resource.as_ref(),
+                    &rs.schema_url,
+                    ss.scope.as_ref(),
+                    &ss.schema_url,
+                );
             }
         }
     }
@@ -325,7 +359,11 @@ pub fn traces_from_arrow(batch: &RecordBatch) -> Result<ExportTraceServiceReques
             scope_spans: group
                 .scopes
                 .into_iter()
-                .map(|(scope, schema_url, spans)| ScopeSpans { scope: Some(scope), spans, schema_url })
+                .map(|(scope, schema_url, spans)| ScopeSpans {
+                    scope: Some(scope),
+                    spans,
+                    schema_url,
+                })
                 .collect(),
             schema_url: group.schema_url,
         })

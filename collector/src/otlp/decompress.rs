@@ -27,8 +27,15 @@ pub enum DecompressError {
 
 /// Decompresses `body` according to `encoding` (a `Content-Encoding` value), reading at most
 /// `limit` bytes of output.
-pub fn decompress(encoding: Option<&str>, body: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
-    let encoding = encoding.map(str::trim).unwrap_or("identity").to_ascii_lowercase();
+pub fn decompress(
+    encoding: Option<&str>,
+    body: &[u8],
+    limit: usize,
+) -> Result<Vec<u8>, DecompressError> {
+    let encoding = encoding
+        .map(str::trim)
+        .unwrap_or("identity")
+        .to_ascii_lowercase();
     let reader: Box<dyn Read + '_> = match encoding.as_str() {
         "" | "identity" => {
             if body.len() > limit {
@@ -38,17 +45,22 @@ pub fn decompress(encoding: Option<&str>, body: &[u8], limit: usize) -> Result<V
         }
         "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(body)),
         "deflate" => Box::new(flate2::read::ZlibDecoder::new(body)),
-        "zstd" => Box::new(
-            zstd::stream::read::Decoder::new(body)
-                .map_err(|source| DecompressError::Corrupt { encoding: encoding.clone(), source })?,
-        ),
+        "zstd" => Box::new(zstd::stream::read::Decoder::new(body).map_err(|source| {
+            DecompressError::Corrupt {
+                encoding: encoding.clone(),
+                source,
+            }
+        })?),
         other => return Err(DecompressError::Unsupported(other.to_owned())),
     };
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
     let read = reader
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|source| DecompressError::Corrupt { encoding: encoding.clone(), source })?;
+        .map_err(|source| DecompressError::Corrupt {
+            encoding: encoding.clone(),
+            source,
+        })?;
     if read > limit {
         return Err(DecompressError::TooLarge { limit });
     }
@@ -78,7 +90,13 @@ mod tests {
     #[test]
     fn identity_and_unknown_encodings() {
         assert_eq!(decompress(None, b"abc", 10).unwrap(), b"abc");
-        assert!(matches!(decompress(Some("br"), b"abc", 10), Err(DecompressError::Unsupported(_))));
-        assert!(matches!(decompress(Some("identity"), b"abcdef", 3), Err(DecompressError::TooLarge { .. })));
+        assert!(matches!(
+            decompress(Some("br"), b"abc", 10),
+            Err(DecompressError::Unsupported(_))
+        ));
+        assert!(matches!(
+            decompress(Some("identity"), b"abcdef", 3),
+            Err(DecompressError::TooLarge { .. })
+        ));
     }
 }

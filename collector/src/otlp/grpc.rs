@@ -1,12 +1,24 @@
 //! OTLP/gRPC receiver: the `TraceService`, `MetricsService` and `LogsService` Export methods,
 //! accepting gzip- and zstd-compressed requests.
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::Router;
 use tonic::{Code, Request, Response, Status};
@@ -26,12 +38,22 @@ impl GrpcReceiver {
         Self { intake }
     }
 
-    fn export<R: ExportRequest>(&self, request: Request<R>) -> Result<Response<R::Response>, Status> {
+    fn export<R: ExportRequest>(
+        &self,
+        request: Request<R>,
+    ) -> Result<Response<R::Response>, Status> {
         match self.intake.accept(request.get_ref(), Protocol::Grpc) {
             Ok(accepted) => Ok(Response::new(R::response(&accepted))),
-            Err(IntakeError::Overloaded { source, retry_after }) => {
+            Err(IntakeError::Overloaded {
+                source,
+                retry_after,
+            }) => {
                 let details = ErrorDetails::with_retry_info(Some(retry_after));
-                Err(Status::with_error_details(Code::Unavailable, source.to_string(), details))
+                Err(Status::with_error_details(
+                    Code::Unavailable,
+                    source.to_string(),
+                    details,
+                ))
             }
             Err(e @ IntakeError::Convert(_)) => {
                 tracing::error!(error = %e, "OTLP/gRPC request could not be converted");
@@ -54,7 +76,10 @@ impl GrpcReceiver {
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
             .max_decoding_message_size(max_message);
-        server.add_service(traces).add_service(metrics).add_service(logs)
+        server
+            .add_service(traces)
+            .add_service(metrics)
+            .add_service(logs)
     }
 }
 

@@ -51,7 +51,12 @@ fn status_response(encoding: Encoding, http: StatusCode, code: i32, message: Str
             (http, [(header::CONTENT_TYPE, JSON)], body).into_response()
         }
         Encoding::Protobuf => {
-            let body = tonic_types::Status { code, message, details: Vec::new() }.encode_to_vec();
+            let body = tonic_types::Status {
+                code,
+                message,
+                details: Vec::new(),
+            }
+            .encode_to_vec();
             (http, [(header::CONTENT_TYPE, PROTOBUF)], body).into_response()
         }
     }
@@ -63,45 +68,81 @@ const RESOURCE_EXHAUSTED: i32 = 8;
 const INTERNAL: i32 = 13;
 const UNAVAILABLE: i32 = 14;
 
-async fn export<R: ExportRequest>(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn export<R: ExportRequest>(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     let encoding = match content_type.as_str() {
         PROTOBUF | "application/protobuf" => Encoding::Protobuf,
         JSON => Encoding::Json,
         other => {
             let message = format!("unsupported Content-Type `{other}`; use {PROTOBUF} or {JSON}");
-            return status_response(Encoding::Json, StatusCode::UNSUPPORTED_MEDIA_TYPE, INVALID_ARGUMENT, message);
+            return status_response(
+                Encoding::Json,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                INVALID_ARGUMENT,
+                message,
+            );
         }
     };
     let (protocol, labels) = match encoding {
-        Encoding::Protobuf => (Protocol::HttpProtobuf, [R::SIGNAL.as_str(), "http_protobuf"]),
+        Encoding::Protobuf => (
+            Protocol::HttpProtobuf,
+            [R::SIGNAL.as_str(), "http_protobuf"],
+        ),
         Encoding::Json => (Protocol::HttpJson, [R::SIGNAL.as_str(), "http_json"]),
     };
-    let content_encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+    let content_encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
     let raw = match decompress(content_encoding, &body, state.max_body) {
         Ok(raw) => raw,
         Err(e) => {
-            state.intake.metrics().malformed.with_label_values(&labels).inc();
+            state
+                .intake
+                .metrics()
+                .malformed
+                .with_label_values(&labels)
+                .inc();
             let (http, code) = match e {
-                DecompressError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, RESOURCE_EXHAUSTED),
-                DecompressError::Unsupported(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, INVALID_ARGUMENT),
+                DecompressError::TooLarge { .. } => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, RESOURCE_EXHAUSTED)
+                }
+                DecompressError::Unsupported(_) => {
+                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, INVALID_ARGUMENT)
+                }
                 DecompressError::Corrupt { .. } => (StatusCode::BAD_REQUEST, INVALID_ARGUMENT),
             };
             return status_response(encoding, http, code, e.to_string());
         }
     };
     let decoded = match encoding {
-        Encoding::Protobuf => R::decode(raw.as_slice()).map_err(|e| format!("invalid OTLP protobuf: {e}")),
+        Encoding::Protobuf => {
+            R::decode(raw.as_slice()).map_err(|e| format!("invalid OTLP protobuf: {e}"))
+        }
         Encoding::Json => R::decode_json(&raw).map_err(|e| e.to_string()),
     };
     let request = match decoded {
         Ok(r) => r,
         Err(message) => {
-            state.intake.metrics().malformed.with_label_values(&labels).inc();
+            state
+                .intake
+                .metrics()
+                .malformed
+                .with_label_values(&labels)
+                .inc();
             return status_response(encoding, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, message);
         }
     };
@@ -116,15 +157,29 @@ async fn export<R: ExportRequest>(State(state): State<HttpState>, headers: Heade
                 (StatusCode::OK, [(header::CONTENT_TYPE, JSON)], body).into_response()
             }
         },
-        Err(IntakeError::Overloaded { source, retry_after }) => {
-            let mut response =
-                status_response(encoding, StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, source.to_string());
-            response.headers_mut().insert(header::RETRY_AFTER, retry_after_header(retry_after));
+        Err(IntakeError::Overloaded {
+            source,
+            retry_after,
+        }) => {
+            let mut response = status_response(
+                encoding,
+                StatusCode::SERVICE_UNAVAILABLE,
+                UNAVAILABLE,
+                source.to_string(),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_header(retry_after));
             response
         }
         Err(e @ IntakeError::Convert(_)) => {
             tracing::error!(error = %e, "OTLP/HTTP request could not be converted");
-            status_response(encoding, StatusCode::INTERNAL_SERVER_ERROR, INTERNAL, e.to_string())
+            status_response(
+                encoding,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                INTERNAL,
+                e.to_string(),
+            )
         }
     }
 }

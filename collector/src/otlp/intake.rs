@@ -68,8 +68,18 @@ pub struct Intake {
 
 impl Intake {
     /// An intake stamping `region` and queueing into `queue`.
-    pub fn new(region: &str, queue: QueueSender, metrics: CollectorMetrics, retry_after: Duration) -> Self {
-        Self { region: region.into(), queue, metrics, retry_after }
+    pub fn new(
+        region: &str,
+        queue: QueueSender,
+        metrics: CollectorMetrics,
+        retry_after: Duration,
+    ) -> Self {
+        Self {
+            region: region.into(),
+            queue,
+            metrics,
+            retry_after,
+        }
     }
 
     /// The metrics this intake records into.
@@ -78,20 +88,39 @@ impl Intake {
     }
 
     /// Converts and queues a request; the whole request is queued or none of it is.
-    pub fn accept<R: ExportRequest>(&self, request: &R, protocol: Protocol) -> Result<Accepted, IntakeError> {
+    pub fn accept<R: ExportRequest>(
+        &self,
+        request: &R,
+        protocol: Protocol,
+    ) -> Result<Accepted, IntakeError> {
         let labels = [R::SIGNAL.as_str(), protocol.as_str()];
         let converted = request.to_arrow(&self.region)?;
         let rows = converted.batch.num_rows();
         if rows > 0 {
-            if let Err(source) = self.queue.try_send(SignalBatch::new(R::SIGNAL, converted.batch)) {
+            if let Err(source) = self
+                .queue
+                .try_send(SignalBatch::new(R::SIGNAL, converted.batch))
+            {
                 self.metrics.refused.with_label_values(&labels).inc();
-                return Err(IntakeError::Overloaded { source, retry_after: self.retry_after });
+                return Err(IntakeError::Overloaded {
+                    source,
+                    retry_after: self.retry_after,
+                });
             }
         }
-        self.metrics.received.with_label_values(&labels).inc_by(rows as u64);
+        self.metrics
+            .received
+            .with_label_values(&labels)
+            .inc_by(rows as u64);
         if converted.rejected > 0 {
-            self.metrics.rejected.with_label_values(&labels).inc_by(converted.rejected as u64);
+            self.metrics
+                .rejected
+                .with_label_values(&labels)
+                .inc_by(converted.rejected as u64);
         }
-        Ok(Accepted { rejected: converted.rejected, error_message: converted.error_message })
+        Ok(Accepted {
+            rejected: converted.rejected,
+            error_message: converted.error_message,
+        })
     }
 }

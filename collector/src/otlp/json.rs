@@ -17,9 +17,9 @@ use opentelemetry_proto::tonic::common::v1::{
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     exemplar, exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
-    summary_data_point::ValueAtQuantile, Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint,
-    Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
-    Summary, SummaryDataPoint,
+    summary_data_point::ValueAtQuantile, Exemplar, ExponentialHistogram,
+    ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
@@ -36,7 +36,10 @@ pub struct JsonError {
 type Result<T> = std::result::Result<T, JsonError>;
 
 fn err<T>(path: &str, reason: impl Into<String>) -> Result<T> {
-    Err(JsonError { path: path.to_owned(), reason: reason.into() })
+    Err(JsonError {
+        path: path.to_owned(),
+        reason: reason.into(),
+    })
 }
 
 /// A JSON object's field by its lowerCamelCase name, or its snake_case proto name; null = absent.
@@ -57,11 +60,17 @@ fn get<'a>(obj: &'a Map<String, Value>, camel: &str) -> Option<&'a Value> {
 }
 
 fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
-    v.as_object().map_or_else(|| err(path, "expected an object"), Ok)
+    v.as_object()
+        .map_or_else(|| err(path, "expected an object"), Ok)
 }
 
 /// The elements of an array field (absent → empty), each decoded by `f`.
-fn list<T>(obj: &Map<String, Value>, key: &str, path: &str, f: impl Fn(&Value, &str) -> Result<T>) -> Result<Vec<T>> {
+fn list<T>(
+    obj: &Map<String, Value>,
+    key: &str,
+    path: &str,
+    f: impl Fn(&Value, &str) -> Result<T>,
+) -> Result<Vec<T>> {
     match get(obj, key) {
         None => Ok(Vec::new()),
         Some(Value::Array(items)) => items
@@ -108,19 +117,25 @@ fn integer_value<T: TryFrom<i128>>(v: &Value, path: &str) -> Result<T> {
 
 fn float_value(v: &Value, path: &str) -> Result<f64> {
     match v {
-        Value::Number(n) => n.as_f64().map_or_else(|| err(path, "expected a number"), Ok),
+        Value::Number(n) => n
+            .as_f64()
+            .map_or_else(|| err(path, "expected a number"), Ok),
         Value::String(s) => match s.as_str() {
             "NaN" => Ok(f64::NAN),
             "Infinity" => Ok(f64::INFINITY),
             "-Infinity" => Ok(f64::NEG_INFINITY),
-            other => other.parse().map_or_else(|_| err(path, "expected a number"), Ok),
+            other => other
+                .parse()
+                .map_or_else(|_| err(path, "expected a number"), Ok),
         },
         _ => err(path, "expected a number"),
     }
 }
 
 fn float(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Option<f64>> {
-    get(obj, key).map(|v| float_value(v, &format!("{path}.{key}"))).transpose()
+    get(obj, key)
+        .map(|v| float_value(v, &format!("{path}.{key}")))
+        .transpose()
 }
 
 fn boolean(obj: &Map<String, Value>, key: &str, path: &str) -> Result<bool> {
@@ -139,7 +154,15 @@ fn enumeration(obj: &Map<String, Value>, key: &str, path: &str, names: &[&str]) 
             .iter()
             .position(|n| n == s)
             .map(|i| i as i32)
-            .map_or_else(|| err(&format!("{path}.{key}"), format!("unknown enum value `{s}`")), Ok),
+            .map_or_else(
+                || {
+                    err(
+                        &format!("{path}.{key}"),
+                        format!("unknown enum value `{s}`"),
+                    )
+                },
+                Ok,
+            ),
         Some(v) => integer_value(v, &format!("{path}.{key}")),
     }
 }
@@ -148,7 +171,9 @@ fn enumeration(obj: &Map<String, Value>, key: &str, path: &str, names: &[&str]) 
 fn id(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Vec<u8>> {
     match get(obj, key) {
         None => Ok(Vec::new()),
-        Some(Value::String(s)) => hex::decode(s).map_or_else(|_| err(&format!("{path}.{key}"), "expected a hex id"), Ok),
+        Some(Value::String(s)) => {
+            hex::decode(s).map_or_else(|_| err(&format!("{path}.{key}"), "expected a hex id"), Ok)
+        }
         Some(_) => err(&format!("{path}.{key}"), "expected a hex string"),
     }
 }
@@ -161,7 +186,10 @@ pub fn decode_any_value(v: &Value) -> Result<AnyValue> {
 fn any_value(v: &Value, path: &str) -> Result<AnyValue> {
     let obj = object(v, path)?;
     let value = if let Some(s) = get(obj, "stringValue") {
-        Some(AnyKind::StringValue(s.as_str().map_or_else(|| err(path, "stringValue must be a string"), |s| Ok(s.to_owned()))?))
+        Some(AnyKind::StringValue(s.as_str().map_or_else(
+            || err(path, "stringValue must be a string"),
+            |s| Ok(s.to_owned()),
+        )?))
     } else if get(obj, "boolValue").is_some() {
         Some(AnyKind::BoolValue(boolean(obj, "boolValue", path)?))
     } else if get(obj, "intValue").is_some() {
@@ -190,8 +218,14 @@ fn any_value(v: &Value, path: &str) -> Result<AnyValue> {
 
 fn key_value(v: &Value, path: &str) -> Result<KeyValue> {
     let obj = object(v, path)?;
-    let value = get(obj, "value").map(|v| any_value(v, &format!("{path}.value"))).transpose()?;
-    Ok(KeyValue { key: string(obj, "key", path)?, value, key_strindex: 0 })
+    let value = get(obj, "value")
+        .map(|v| any_value(v, &format!("{path}.value")))
+        .transpose()?;
+    Ok(KeyValue {
+        key: string(obj, "key", path)?,
+        value,
+        key_strindex: 0,
+    })
 }
 
 fn attributes(obj: &Map<String, Value>, path: &str) -> Result<Vec<KeyValue>> {
@@ -269,7 +303,10 @@ fn decode_span(v: &Value, path: &str) -> Result<Span> {
         .map(|s| {
             let path = format!("{path}.status");
             let s = object(s, &path)?;
-            Ok(Status { message: string(s, "message", &path)?, code: enumeration(s, "code", &path, &STATUS_CODES)? })
+            Ok(Status {
+                message: string(s, "message", &path)?,
+                code: enumeration(s, "code", &path, &STATUS_CODES)?,
+            })
         })
         .transpose()?;
     Ok(Span {
@@ -333,10 +370,14 @@ pub fn decode_metrics(body: &[u8]) -> Result<ExportMetricsServiceRequest> {
 
 fn decode_metric(v: &Value, path: &str) -> Result<Metric> {
     let o = object(v, path)?;
-    let temporality = |d: &Map<String, Value>, p: &str| enumeration(d, "aggregationTemporality", p, &TEMPORALITIES);
+    let temporality = |d: &Map<String, Value>, p: &str| {
+        enumeration(d, "aggregationTemporality", p, &TEMPORALITIES)
+    };
     let data = if let Some(g) = get(o, "gauge") {
         let p = format!("{path}.gauge");
-        Some(Data::Gauge(Gauge { data_points: list(object(g, &p)?, "dataPoints", &p, number_point)? }))
+        Some(Data::Gauge(Gauge {
+            data_points: list(object(g, &p)?, "dataPoints", &p, number_point)?,
+        }))
     } else if let Some(s) = get(o, "sum") {
         let p = format!("{path}.sum");
         let s = object(s, &p)?;
@@ -361,7 +402,9 @@ fn decode_metric(v: &Value, path: &str) -> Result<Metric> {
         }))
     } else if let Some(s) = get(o, "summary") {
         let p = format!("{path}.summary");
-        Some(Data::Summary(Summary { data_points: list(object(s, &p)?, "dataPoints", &p, summary_point)? }))
+        Some(Data::Summary(Summary {
+            data_points: list(object(s, &p)?, "dataPoints", &p, summary_point)?,
+        }))
     } else {
         None
     };
@@ -441,7 +484,10 @@ fn exponential_point(v: &Value, path: &str) -> Result<ExponentialHistogramDataPo
             .map(|b| {
                 let p = format!("{path}.{key}");
                 let b = object(b, &p)?;
-                Ok(Buckets { offset: integer(b, "offset", &p)?, bucket_counts: u64_list(b, "bucketCounts", &p)? })
+                Ok(Buckets {
+                    offset: integer(b, "offset", &p)?,
+                    bucket_counts: u64_list(b, "bucketCounts", &p)?,
+                })
             })
             .transpose()
     };
@@ -505,12 +551,30 @@ pub fn decode_logs(body: &[u8]) -> Result<ExportLogsServiceRequest> {
 
 const SEVERITIES: [&str; 25] = [
     "SEVERITY_NUMBER_UNSPECIFIED",
-    "SEVERITY_NUMBER_TRACE", "SEVERITY_NUMBER_TRACE2", "SEVERITY_NUMBER_TRACE3", "SEVERITY_NUMBER_TRACE4",
-    "SEVERITY_NUMBER_DEBUG", "SEVERITY_NUMBER_DEBUG2", "SEVERITY_NUMBER_DEBUG3", "SEVERITY_NUMBER_DEBUG4",
-    "SEVERITY_NUMBER_INFO", "SEVERITY_NUMBER_INFO2", "SEVERITY_NUMBER_INFO3", "SEVERITY_NUMBER_INFO4",
-    "SEVERITY_NUMBER_WARN", "SEVERITY_NUMBER_WARN2", "SEVERITY_NUMBER_WARN3", "SEVERITY_NUMBER_WARN4",
-    "SEVERITY_NUMBER_ERROR", "SEVERITY_NUMBER_ERROR2", "SEVERITY_NUMBER_ERROR3", "SEVERITY_NUMBER_ERROR4",
-    "SEVERITY_NUMBER_FATAL", "SEVERITY_NUMBER_FATAL2", "SEVERITY_NUMBER_FATAL3", "SEVERITY_NUMBER_FATAL4",
+    "SEVERITY_NUMBER_TRACE",
+    "SEVERITY_NUMBER_TRACE2",
+    "SEVERITY_NUMBER_TRACE3",
+    "SEVERITY_NUMBER_TRACE4",
+    "SEVERITY_NUMBER_DEBUG",
+    "SEVERITY_NUMBER_DEBUG2",
+    "SEVERITY_NUMBER_DEBUG3",
+    "SEVERITY_NUMBER_DEBUG4",
+    "SEVERITY_NUMBER_INFO",
+    "SEVERITY_NUMBER_INFO2",
+    "SEVERITY_NUMBER_INFO3",
+    "SEVERITY_NUMBER_INFO4",
+    "SEVERITY_NUMBER_WARN",
+    "SEVERITY_NUMBER_WARN2",
+    "SEVERITY_NUMBER_WARN3",
+    "SEVERITY_NUMBER_WARN4",
+    "SEVERITY_NUMBER_ERROR",
+    "SEVERITY_NUMBER_ERROR2",
+    "SEVERITY_NUMBER_ERROR3",
+    "SEVERITY_NUMBER_ERROR4",
+    "SEVERITY_NUMBER_FATAL",
+    "SEVERITY_NUMBER_FATAL2",
+    "SEVERITY_NUMBER_FATAL3",
+    "SEVERITY_NUMBER_FATAL4",
 ];
 
 fn decode_log(v: &Value, path: &str) -> Result<LogRecord> {
@@ -520,7 +584,9 @@ fn decode_log(v: &Value, path: &str) -> Result<LogRecord> {
         observed_time_unix_nano: integer(o, "observedTimeUnixNano", path)?,
         severity_number: enumeration(o, "severityNumber", path, &SEVERITIES)?,
         severity_text: string(o, "severityText", path)?,
-        body: get(o, "body").map(|b| any_value(b, &format!("{path}.body"))).transpose()?,
+        body: get(o, "body")
+            .map(|b| any_value(b, &format!("{path}.body")))
+            .transpose()?,
         attributes: attributes(o, path)?,
         dropped_attributes_count: integer(o, "droppedAttributesCount", path)?,
         flags: integer(o, "flags", path)?,
@@ -534,7 +600,10 @@ fn parse(body: &[u8]) -> Result<Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    serde_json::from_slice(body).map_err(|e| JsonError { path: "$".into(), reason: e.to_string() })
+    serde_json::from_slice(body).map_err(|e| JsonError {
+        path: "$".into(),
+        reason: e.to_string(),
+    })
 }
 
 /// Encodes an `AnyValue` as OTLP/JSON (ints as strings, bytes as base64).
@@ -556,13 +625,15 @@ pub fn encode_any_value(v: &AnyValue) -> Value {
         Some(AnyKind::ArrayValue(a)) => {
             json!({ "arrayValue": { "values": a.values.iter().map(encode_any_value).collect::<Vec<_>>() } })
         }
-        Some(AnyKind::KvlistValue(kv)) => json!({ "kvlistValue": { "values": kv.values.iter().map(|kv| {
+        Some(AnyKind::KvlistValue(kv)) => {
+            json!({ "kvlistValue": { "values": kv.values.iter().map(|kv| {
             let mut o = json!({ "key": kv.key });
             if let Some(v) = &kv.value {
                 o["value"] = encode_any_value(v);
             }
             o
-        }).collect::<Vec<_>>() } }),
+        }).collect::<Vec<_>>() } })
+        }
         Some(AnyKind::StringValueStrindex(i)) => json!({ "stringValueStrindex": i }),
     }
 }

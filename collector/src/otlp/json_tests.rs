@@ -34,14 +34,24 @@ fn spec_style_trace_decodes_every_value_kind() {
         "status":{"code":"STATUS_CODE_ERROR","message":"boom"}}]}]}]}"#;
     let request = decode_traces(body).unwrap();
     let span = &request.resource_spans[0].scope_spans[0].spans[0];
-    assert_eq!(hex::encode(&span.trace_id), "5b8efff798038103d269b633813fc60c");
+    assert_eq!(
+        hex::encode(&span.trace_id),
+        "5b8efff798038103d269b633813fc60c"
+    );
     assert_eq!(hex::encode(&span.span_id), "eee19b7ec3c1b174");
     assert!(span.parent_span_id.is_empty());
     assert_eq!(span.kind, SpanKind::Server as i32);
     assert_eq!(span.start_time_unix_nano, 1_544_712_660_000_000_000);
     assert_eq!(span.end_time_unix_nano, 1_544_712_661_000_000_000);
     assert_eq!(span.status.as_ref().map(|s| s.code), Some(2));
-    let value = |k: &str| span.attributes.iter().find(|kv| kv.key == k).unwrap().value.clone();
+    let value = |k: &str| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key == k)
+            .unwrap()
+            .value
+            .clone()
+    };
     let v = |k: &str| value(k).and_then(|v| v.value);
     assert_eq!(v("s"), Some(Value::StringValue("v".into())));
     assert_eq!(v("b"), Some(Value::BoolValue(true)));
@@ -50,11 +60,18 @@ fn spec_style_trace_decodes_every_value_kind() {
     assert_eq!(v("d"), Some(Value::DoubleValue(1.5)));
     assert!(matches!(v("nan"), Some(Value::DoubleValue(d)) if d.is_nan()));
     assert_eq!(v("bytes"), Some(Value::BytesValue(vec![1, 2, 3])));
-    let Some(Value::ArrayValue(arr)) = v("arr") else { panic!("array lost") };
+    let Some(Value::ArrayValue(arr)) = v("arr") else {
+        panic!("array lost")
+    };
     assert_eq!(arr.values[0].value, Some(Value::IntValue(1)));
     assert_eq!(arr.values[1].value, Some(Value::StringValue("two".into())));
-    let Some(Value::KvlistValue(kv)) = v("kv") else { panic!("kvlist lost") };
-    assert_eq!(kv.values[0].value.as_ref().unwrap().value, Some(Value::BoolValue(false)));
+    let Some(Value::KvlistValue(kv)) = v("kv") else {
+        panic!("kvlist lost")
+    };
+    assert_eq!(
+        kv.values[0].value.as_ref().unwrap().value,
+        Some(Value::BoolValue(false))
+    );
     assert_eq!(value("empty").map(|v| v.value), Some(None));
     assert_eq!(value("absent"), None);
 }
@@ -79,22 +96,49 @@ fn every_metric_point_kind_decodes() {
     let request = decode_metrics(body).unwrap();
     let metrics = &request.resource_metrics[0].scope_metrics[0].metrics;
     assert_eq!(metrics.len(), 5);
-    let Some(Data::Gauge(g)) = &metrics[0].data else { panic!("gauge") };
-    assert_eq!(g.data_points[0].value, Some(number_data_point::Value::AsDouble(0.5)));
-    let Some(Data::Sum(s)) = &metrics[1].data else { panic!("sum") };
+    let Some(Data::Gauge(g)) = &metrics[0].data else {
+        panic!("gauge")
+    };
+    assert_eq!(
+        g.data_points[0].value,
+        Some(number_data_point::Value::AsDouble(0.5))
+    );
+    let Some(Data::Sum(s)) = &metrics[1].data else {
+        panic!("sum")
+    };
     assert_eq!((s.aggregation_temporality, s.is_monotonic), (2, true));
-    assert_eq!(s.data_points[0].value, Some(number_data_point::Value::AsInt(12)));
+    assert_eq!(
+        s.data_points[0].value,
+        Some(number_data_point::Value::AsInt(12))
+    );
     assert_eq!(s.data_points[0].exemplars[0].span_id.len(), 8);
-    let Some(Data::Histogram(h)) = &metrics[2].data else { panic!("histogram") };
+    let Some(Data::Histogram(h)) = &metrics[2].data else {
+        panic!("histogram")
+    };
     let p = &h.data_points[0];
-    assert_eq!((p.count, p.sum, p.min, p.max), (3, Some(6.0), Some(1.0), Some(3.0)));
-    assert_eq!((p.bucket_counts.clone(), p.explicit_bounds.clone()), (vec![1, 2], vec![1.5]));
-    let Some(Data::ExponentialHistogram(e)) = &metrics[3].data else { panic!("exponential") };
+    assert_eq!(
+        (p.count, p.sum, p.min, p.max),
+        (3, Some(6.0), Some(1.0), Some(3.0))
+    );
+    assert_eq!(
+        (p.bucket_counts.clone(), p.explicit_bounds.clone()),
+        (vec![1, 2], vec![1.5])
+    );
+    let Some(Data::ExponentialHistogram(e)) = &metrics[3].data else {
+        panic!("exponential")
+    };
     let p = &e.data_points[0];
     assert_eq!((p.scale, p.zero_count, p.zero_threshold), (-1, 1, 0.001));
-    assert_eq!(p.positive.as_ref().map(|b| (b.offset, b.bucket_counts.clone())), Some((-2, vec![1, 2])));
+    assert_eq!(
+        p.positive
+            .as_ref()
+            .map(|b| (b.offset, b.bucket_counts.clone())),
+        Some((-2, vec![1, 2]))
+    );
     assert_eq!(p.negative.as_ref().map(|b| b.bucket_counts.len()), Some(0));
-    let Some(Data::Summary(s)) = &metrics[4].data else { panic!("summary") };
+    let Some(Data::Summary(s)) = &metrics[4].data else {
+        panic!("summary")
+    };
     assert_eq!(s.data_points[0].quantile_values[1].value, 2.0);
 }
 
@@ -109,15 +153,25 @@ fn logs_decode_structured_bodies() {
     let request = decode_logs(body).unwrap();
     let r = &request.resource_logs[0].scope_logs[0].log_records[0];
     assert_eq!(r.severity_number, 13);
-    assert!(matches!(r.body.as_ref().and_then(|b| b.value.as_ref()), Some(Value::KvlistValue(_))));
+    assert!(matches!(
+        r.body.as_ref().and_then(|b| b.value.as_ref()),
+        Some(Value::KvlistValue(_))
+    ));
     assert_eq!(r.event_name, "e");
 }
 
 /// Scenario: malformed bodies. Guarantees: a clear error naming where it went wrong.
 #[test]
 fn malformed_json_is_an_error_with_a_path() {
-    let e = decode_traces(b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"zz\"}]}]}]}").unwrap_err();
-    assert!(e.to_string().contains("resourceSpans[0].scopeSpans[0].spans[0].traceId"), "{e}");
+    let e = decode_traces(
+        b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"zz\"}]}]}]}",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("resourceSpans[0].scopeSpans[0].spans[0].traceId"),
+        "{e}"
+    );
     assert!(decode_traces(b"{not json").is_err());
     assert!(decode_metrics(b"[1,2]").is_err());
     assert!(decode_logs(b"").unwrap().resource_logs.is_empty());

@@ -65,14 +65,20 @@ impl ExportRequest for ExportTraceServiceRequest {
     }
     fn response(accepted: &Accepted) -> Self::Response {
         ExportTraceServiceResponse {
-            partial_success: partial(accepted, |rejected_spans, error_message| ExportTracePartialSuccess {
-                rejected_spans,
-                error_message,
+            partial_success: partial(accepted, |rejected_spans, error_message| {
+                ExportTracePartialSuccess {
+                    rejected_spans,
+                    error_message,
+                }
             }),
         }
     }
     fn items(&self) -> usize {
-        self.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum()
+        self.resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum()
     }
 }
 
@@ -89,9 +95,11 @@ impl ExportRequest for ExportMetricsServiceRequest {
     }
     fn response(accepted: &Accepted) -> Self::Response {
         ExportMetricsServiceResponse {
-            partial_success: partial(accepted, |rejected_data_points, error_message| ExportMetricsPartialSuccess {
-                rejected_data_points,
-                error_message,
+            partial_success: partial(accepted, |rejected_data_points, error_message| {
+                ExportMetricsPartialSuccess {
+                    rejected_data_points,
+                    error_message,
+                }
             }),
         }
     }
@@ -126,13 +134,19 @@ impl ExportRequest for ExportLogsServiceRequest {
     }
     fn response(accepted: &Accepted) -> Self::Response {
         ExportLogsServiceResponse {
-            partial_success: partial(accepted, |rejected_log_records, error_message| ExportLogsPartialSuccess {
-                rejected_log_records,
-                error_message,
+            partial_success: partial(accepted, |rejected_log_records, error_message| {
+                ExportLogsPartialSuccess {
+                    rejected_log_records,
+                    error_message,
+                }
             }),
         }
     }
     fn items(&self) -> usize {
-        self.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len()).sum()
+        self.resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len())
+            .sum()
     }
 }

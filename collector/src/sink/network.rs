@@ -27,7 +27,10 @@ pub struct NetworkSinkConfig {
 
 impl Default for NetworkSinkConfig {
     fn default() -> Self {
-        Self { url: "http://127.0.0.1:4380".into(), timeout: Duration::from_secs(10) }
+        Self {
+            url: "http://127.0.0.1:4380".into(),
+            timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -38,7 +41,10 @@ impl NetworkSinkConfig {
             .timeout(self.timeout)
             .build()
             .map_err(|e| SinkError::Refused(format!("building HTTP client: {e}")))?;
-        Ok(NetworkSink { client, base: self.url.trim_end_matches('/').to_owned() })
+        Ok(NetworkSink {
+            client,
+            base: self.url.trim_end_matches('/').to_owned(),
+        })
     }
 }
 
@@ -68,9 +74,13 @@ impl NetworkSink {
         }
         let text = response.text().await.unwrap_or_default();
         if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
-            Err(SinkError::Unavailable(format!("{url} answered {status}: {text}")))
+            Err(SinkError::Unavailable(format!(
+                "{url} answered {status}: {text}"
+            )))
         } else {
-            Err(SinkError::Refused(format!("{url} answered {status}: {text}")))
+            Err(SinkError::Refused(format!(
+                "{url} answered {status}: {text}"
+            )))
         }
     }
 }
