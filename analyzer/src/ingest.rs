@@ -1,16 +1,18 @@
 //! Batches arriving from collectors: in-process ([`StoreSink`], standalone mode) or over HTTP as
 //! Arrow IPC (`POST /api/v1/ingest/{signal}`, the network sink's endpoint).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use meridian_collector::sink::network::{COLLECTOR_HEADER, SEQUENCE_HEADER};
 use meridian_collector::sink::{Sink, SinkError};
 use meridian_collector::{ipc, Signal, SignalBatch};
 
@@ -43,19 +45,45 @@ impl Sink for StoreSink {
     }
 }
 
+/// Remembers the last batch stored from each collector, so a retried delivery of a batch that was
+/// stored (but whose response was lost) is acknowledged without being stored twice.
+#[derive(Default)]
+struct Delivered {
+    last: Mutex<HashMap<String, u64>>,
+}
+
+#[derive(Clone)]
+struct IngestState {
+    store: Arc<Store>,
+    delivered: Arc<Delivered>,
+}
+
 /// The `/api/v1/ingest/{signal}` route.
 pub fn router(store: Arc<Store>) -> Router {
+    let state = IngestState {
+        store,
+        delivered: Arc::default(),
+    };
     Router::new()
         .route("/api/v1/ingest/{signal}", post(ingest))
         .layer(DefaultBodyLimit::max(256 << 20))
-        .with_state(store)
+        .with_state(state)
+}
+
+/// The batch id headers, if the sender set both.
+fn batch_id(headers: &HeaderMap) -> Option<(String, u64)> {
+    let collector = headers.get(COLLECTOR_HEADER)?.to_str().ok()?.to_owned();
+    let sequence = headers.get(SEQUENCE_HEADER)?.to_str().ok()?.parse().ok()?;
+    Some((collector, sequence))
 }
 
 async fn ingest(
-    State(store): State<Arc<Store>>,
+    State(state): State<IngestState>,
     Path(signal): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let store = &state.store;
     let signal: Signal = match signal.parse() {
         Ok(s) => s,
         Err(e) => return (StatusCode::NOT_FOUND, e).into_response(),
@@ -70,6 +98,19 @@ async fn ingest(
                 .into_response()
         }
     };
+    // Held across the check and the insert: a slow original and its retry may arrive together.
+    let mut last = state
+        .delivered
+        .last
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let id = batch_id(&headers);
+    if let Some((collector, sequence)) = &id {
+        if last.get(collector).is_some_and(|seen| seen >= sequence) {
+            tracing::debug!(%collector, sequence, "batch already stored; acknowledging the retry");
+            return StatusCode::NO_CONTENT.into_response();
+        }
+    }
     for batch in batches {
         match store.insert(SignalBatch::new(signal, batch)) {
             Ok(()) => {}
@@ -83,6 +124,9 @@ async fn ingest(
             }
             Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
         }
+    }
+    if let Some((collector, sequence)) = id {
+        last.insert(collector, sequence);
     }
     StatusCode::NO_CONTENT.into_response()
 }

@@ -30,11 +30,17 @@ fn batch(offset: u64, n: u64) -> SignalBatch {
         .collect();
     let request = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     };
-    SignalBatch::new(Signal::Traces, traces_to_arrow(&request, "r").unwrap().batch)
+    SignalBatch::new(
+        Signal::Traces,
+        traces_to_arrow(&request, "r").unwrap().batch,
+    )
 }
 
 /// Scenario: one task inserts 200 batches while another flushes repeatedly and a third counts
@@ -45,7 +51,9 @@ fn batch(offset: u64, n: u64) -> SignalBatch {
 async fn flushing_never_loses_or_duplicates_rows_under_queries() {
     let dir = tempfile::tempdir().unwrap();
     let registry = prometheus::Registry::new();
-    let analyzer = AnalyzerConfig::default().open(dir.path(), &registry).unwrap();
+    let analyzer = AnalyzerConfig::default()
+        .open(dir.path(), &registry)
+        .unwrap();
     let store = analyzer.store();
     let engine = analyzer.engine();
     let inserted = Arc::new(std::sync::atomic::AtomicI64::new(0));
@@ -72,13 +80,19 @@ async fn flushing_never_loses_or_duplicates_rows_under_queries() {
     let mut checks = 0;
     while !writer.is_finished() || !flusher.is_finished() {
         let before = inserted.load(std::sync::atomic::Ordering::SeqCst);
-        let result = engine.query("SELECT count(*) AS n, count(DISTINCT span_id) AS d FROM spans").await.unwrap();
+        let result = engine
+            .query("SELECT count(*) AS n, count(DISTINCT span_id) AS d FROM spans")
+            .await
+            .unwrap();
         let after = inserted.load(std::sync::atomic::Ordering::SeqCst);
         let b = &result.batches[0];
         let n = b.column(0).as_primitive::<Int64Type>().value(0);
         let d = b.column(1).as_primitive::<Int64Type>().value(0);
         assert_eq!(n, d, "a row was seen twice");
-        assert!(n >= before && n <= after, "count {n} outside [{before}, {after}]");
+        assert!(
+            n >= before && n <= after,
+            "count {n} outside [{before}, {after}]"
+        );
         checks += 1;
     }
     writer.await.unwrap();
@@ -87,13 +101,35 @@ async fn flushing_never_loses_or_duplicates_rows_under_queries() {
     store.flush_all().await.unwrap();
     drop((store, engine, analyzer));
 
-    let reopened = AnalyzerConfig::default().open(dir.path(), &prometheus::Registry::new()).unwrap();
-    let result = reopened.engine().query("SELECT count(*) AS n FROM spans").await.unwrap();
-    assert_eq!(result.batches[0].column(0).as_primitive::<Int64Type>().value(0), 10_000);
-    assert_eq!(reopened.store().table(Signal::Traces).snapshot().hot_rows, 0);
+    let reopened = AnalyzerConfig::default()
+        .open(dir.path(), &prometheus::Registry::new())
+        .unwrap();
+    let result = reopened
+        .engine()
+        .query("SELECT count(*) AS n FROM spans")
+        .await
+        .unwrap();
+    assert_eq!(
+        result.batches[0]
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .value(0),
+        10_000
+    );
+    assert_eq!(
+        reopened.store().table(Signal::Traces).snapshot().hot_rows,
+        0
+    );
     // Hour pruning: a range inside the first hour sees only its half.
-    let first_hour = "SELECT count(*) AS n FROM spans WHERE time >= to_timestamp_nanos(1700000000000000000) \
+    let first_hour =
+        "SELECT count(*) AS n FROM spans WHERE time >= to_timestamp_nanos(1700000000000000000) \
                       AND time < to_timestamp_nanos(1700003600000000000)";
     let result = reopened.engine().query(first_hour).await.unwrap();
-    assert_eq!(result.batches[0].column(0).as_primitive::<Int64Type>().value(0), 5_000);
+    assert_eq!(
+        result.batches[0]
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .value(0),
+        5_000
+    );
 }

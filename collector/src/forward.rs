@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::queue::Queued;
-use crate::signal::{Signal, SignalBatch};
+use crate::signal::{BatchId, Signal, SignalBatch};
 use crate::sink::{Sink, SinkError};
 use crate::telemetry::CollectorMetrics;
 
@@ -63,6 +63,14 @@ pub async fn run(
     metrics: CollectorMetrics,
     shutdown: CancellationToken,
 ) {
+    let mut ctx = Delivery {
+        config: &config,
+        sink: sink.as_ref(),
+        metrics: &metrics,
+        shutdown: &shutdown,
+        collector: uuid::Uuid::new_v4().simple().to_string().into(),
+        sequence: 0,
+    };
     let mut pending: BTreeMap<Signal, Pending> = BTreeMap::new();
     let tick = config.batch_timeout.max(Duration::from_millis(10)) / 2;
     let mut interval = tokio::time::interval(tick);
@@ -81,7 +89,7 @@ pub async fn run(
                     if entry.rows >= config.batch_max_rows {
                         let items = std::mem::take(&mut entry.items);
                         entry.rows = 0;
-                        deliver(&config, sink.as_ref(), &metrics, &shutdown, signal, items).await;
+                        ctx.deliver(signal, items).await;
                     }
                 }
                 None => break,
@@ -91,7 +99,7 @@ pub async fn run(
                     if !entry.items.is_empty() && entry.since.elapsed() >= config.batch_timeout {
                         let items = std::mem::take(&mut entry.items);
                         entry.rows = 0;
-                        deliver(&config, sink.as_ref(), &metrics, &shutdown, *signal, items).await;
+                        ctx.deliver(*signal, items).await;
                     }
                 }
             }
@@ -99,86 +107,93 @@ pub async fn run(
     }
     for (signal, entry) in pending {
         if !entry.items.is_empty() {
-            deliver(
-                &config,
-                sink.as_ref(),
-                &metrics,
-                &shutdown,
-                signal,
-                entry.items,
-            )
-            .await;
+            ctx.deliver(signal, entry.items).await;
         }
     }
 }
 
-/// Coalesces queued batches of one signal and delivers them, retrying until delivered, refused
-/// for good, or (after shutdown) the grace period ends. Frees the queue's room afterwards.
-async fn deliver(
-    config: &ForwardConfig,
-    sink: &dyn Sink,
-    metrics: &CollectorMetrics,
-    shutdown: &CancellationToken,
-    signal: Signal,
-    items: Vec<Queued>,
-) {
-    let rows: usize = items.iter().map(|q| q.batch.rows()).sum();
-    let held: usize = items.iter().map(|q| q.permit.num_permits()).sum();
-    let batches: Vec<_> = items.iter().map(|q| q.batch.batch.clone()).collect();
-    let batch = match concat_batches(&signal.schema(), &batches) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(%signal, rows, error = %e, "cannot coalesce batches; dropping them");
-            metrics
-                .lost_rows
-                .with_label_values(&[signal.as_str()])
-                .inc_by(rows as u64);
-            metrics.queue_rows.sub(held as i64);
-            return;
-        }
-    };
-    let mut backoff = config.retry_initial_backoff;
-    let mut give_up_at: Option<Instant> = None;
-    loop {
-        match sink.deliver(SignalBatch::new(signal, batch.clone())).await {
-            Ok(()) => {
-                metrics
-                    .forwarded_rows
-                    .with_label_values(&[signal.as_str()])
-                    .inc_by(rows as u64);
-                break;
-            }
-            Err(SinkError::Refused(reason)) => {
-                tracing::error!(%signal, rows, %reason, sink = sink.name(), "sink refused a batch; it is lost");
+/// What every delivery needs, and the sequence that identifies each delivered batch.
+struct Delivery<'a> {
+    config: &'a ForwardConfig,
+    sink: &'a dyn Sink,
+    metrics: &'a CollectorMetrics,
+    shutdown: &'a CancellationToken,
+    collector: Arc<str>,
+    sequence: u64,
+}
+
+impl Delivery<'_> {
+    /// Coalesces queued batches of one signal and delivers them, retrying until delivered, refused
+    /// for good, or (after shutdown) the grace period ends. Frees the queue's room afterwards.
+    async fn deliver(&mut self, signal: Signal, items: Vec<Queued>) {
+        let (config, sink, metrics, shutdown) =
+            (self.config, self.sink, self.metrics, self.shutdown);
+        let rows: usize = items.iter().map(|q| q.batch.rows()).sum();
+        let held: usize = items.iter().map(|q| q.permit.num_permits()).sum();
+        let batches: Vec<_> = items.iter().map(|q| q.batch.batch.clone()).collect();
+        let batch = match concat_batches(&signal.schema(), &batches) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(%signal, rows, error = %e, "cannot coalesce batches; dropping them");
                 metrics
                     .lost_rows
                     .with_label_values(&[signal.as_str()])
                     .inc_by(rows as u64);
-                break;
+                metrics.queue_rows.sub(held as i64);
+                return;
             }
-            Err(SinkError::Unavailable(reason)) => {
-                metrics
-                    .forward_errors
-                    .with_label_values(&[sink.name()])
-                    .inc();
-                tracing::warn!(%signal, rows, %reason, retry_in = ?backoff, "sink unavailable; will retry");
-                if shutdown.is_cancelled() {
-                    let deadline =
-                        *give_up_at.get_or_insert_with(|| Instant::now() + config.shutdown_grace);
-                    if Instant::now() >= deadline {
-                        tracing::error!(%signal, rows, "shutting down with the sink unreachable: rows lost");
-                        metrics
-                            .lost_rows
-                            .with_label_values(&[signal.as_str()])
-                            .inc_by(rows as u64);
-                        break;
-                    }
+        };
+        self.sequence += 1;
+        let id = BatchId {
+            collector: Arc::clone(&self.collector),
+            sequence: self.sequence,
+        };
+        let mut backoff = config.retry_initial_backoff;
+        let mut give_up_at: Option<Instant> = None;
+        loop {
+            match sink
+                .deliver(SignalBatch::new(signal, batch.clone()).with_id(id.clone()))
+                .await
+            {
+                Ok(()) => {
+                    metrics
+                        .forwarded_rows
+                        .with_label_values(&[signal.as_str()])
+                        .inc_by(rows as u64);
+                    break;
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(config.retry_max_backoff);
+                Err(SinkError::Refused(reason)) => {
+                    tracing::error!(%signal, rows, %reason, sink = sink.name(), "sink refused a batch; it is lost");
+                    metrics
+                        .lost_rows
+                        .with_label_values(&[signal.as_str()])
+                        .inc_by(rows as u64);
+                    break;
+                }
+                Err(SinkError::Unavailable(reason)) => {
+                    metrics
+                        .forward_errors
+                        .with_label_values(&[sink.name()])
+                        .inc();
+                    tracing::warn!(%signal, rows, %reason, retry_in = ?backoff, "sink unavailable; will retry");
+                    if shutdown.is_cancelled() {
+                        let deadline = *give_up_at
+                            .get_or_insert_with(|| Instant::now() + config.shutdown_grace);
+                        if Instant::now() >= deadline {
+                            tracing::error!(%signal, rows, "shutting down with the sink unreachable: rows lost");
+                            metrics
+                                .lost_rows
+                                .with_label_values(&[signal.as_str()])
+                                .inc_by(rows as u64);
+                            break;
+                        }
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(config.retry_max_backoff);
+                }
             }
         }
+        metrics.queue_rows.sub(held as i64);
+        drop(items);
     }
-    metrics.queue_rows.sub(held as i64);
-    drop(items);
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -67,6 +68,16 @@ impl FromStr for Signal {
     }
 }
 
+/// Identity of a forwarded batch: which collector sent it and its place in that collector's
+/// sequence. A retried delivery carries the same id, so a receiver can drop the repeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchId {
+    /// Id of the collector process (new at every start).
+    pub collector: Arc<str>,
+    /// Strictly increasing per collector, starting at 1.
+    pub sequence: u64,
+}
+
 /// One record batch of one signal, with where it came from.
 #[derive(Clone, Debug)]
 pub struct SignalBatch {
@@ -74,12 +85,26 @@ pub struct SignalBatch {
     pub signal: Signal,
     /// Rows in the signal's schema.
     pub batch: RecordBatch,
+    /// Set by the forwarder on batches it delivers.
+    pub id: Option<BatchId>,
 }
 
 impl SignalBatch {
     /// Wraps a batch of the given signal.
     pub fn new(signal: Signal, batch: RecordBatch) -> Self {
-        Self { signal, batch }
+        Self {
+            signal,
+            batch,
+            id: None,
+        }
+    }
+
+    /// The same batch, identified as `id`.
+    pub fn with_id(self, id: BatchId) -> Self {
+        Self {
+            id: Some(id),
+            ..self
+        }
     }
 
     /// Number of rows.

@@ -13,6 +13,10 @@ use crate::signal::SignalBatch;
 
 /// Header carrying the schema version of a forwarded batch.
 pub const SCHEMA_VERSION_HEADER: &str = "x-meridian-schema-version";
+/// Header carrying the sending collector's id.
+pub const COLLECTOR_HEADER: &str = "x-meridian-collector-id";
+/// Header carrying the batch's sequence number within its collector.
+pub const SEQUENCE_HEADER: &str = "x-meridian-batch-sequence";
 
 /// Configuration of the network sink.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -59,11 +63,17 @@ impl NetworkSink {
         let body = ipc::encode(std::slice::from_ref(&batch.batch))
             .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?;
         let url = format!("{}/api/v1/ingest/{}", self.base, batch.signal.as_str());
-        let response = self
+        let mut request = self
             .client
             .post(&url)
             .header("content-type", ipc::CONTENT_TYPE)
-            .header(SCHEMA_VERSION_HEADER, SCHEMA_VERSION.to_string())
+            .header(SCHEMA_VERSION_HEADER, SCHEMA_VERSION.to_string());
+        if let Some(id) = &batch.id {
+            request = request
+                .header(COLLECTOR_HEADER, id.collector.as_ref())
+                .header(SEQUENCE_HEADER, id.sequence);
+        }
+        let response = request
             .body(body)
             .send()
             .await
