@@ -10,6 +10,11 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{MeridianConfig, Overrides};
 
+// OTLP decoding and Arrow building allocate many small strings; mimalloc handles that pattern
+// much better than glibc's allocator (see docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Observability and anomaly detection for multi-region API gateways.
 #[derive(Parser)]
 #[command(name = "meridian", version, about)]

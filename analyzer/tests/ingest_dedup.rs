@@ -14,11 +14,19 @@ use tower::ServiceExt;
 
 fn body() -> Vec<u8> {
     let spans = (1..=3u8)
-        .map(|k| Span { trace_id: vec![k; 16], span_id: vec![k; 8], name: "s".into(), ..Default::default() })
+        .map(|k| Span {
+            trace_id: vec![k; 16],
+            span_id: vec![k; 8],
+            name: "s".into(),
+            ..Default::default()
+        })
         .collect();
     let request = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     };
@@ -31,7 +39,9 @@ fn body() -> Vec<u8> {
 #[tokio::test]
 async fn retried_batches_are_stored_once() {
     let dir = tempfile::tempdir().unwrap();
-    let analyzer = AnalyzerConfig::default().open(dir.path(), &prometheus::Registry::new()).unwrap();
+    let analyzer = AnalyzerConfig::default()
+        .open(dir.path(), &prometheus::Registry::new())
+        .unwrap();
     let router = analyzer.router();
     let post = |sequence: u64| {
         Request::post("/api/v1/ingest/traces")
@@ -45,6 +55,17 @@ async fn retried_batches_are_stored_once() {
         let response = router.clone().oneshot(post(sequence)).await.unwrap();
         assert_eq!(response.status(), 204);
     }
-    let result = analyzer.engine().query("SELECT count(*) FROM spans").await.unwrap();
-    assert_eq!(result.batches[0].column(0).as_primitive::<Int64Type>().value(0), 9, "sequences 1, 2, 3 once each");
+    let result = analyzer
+        .engine()
+        .query("SELECT count(*) FROM spans")
+        .await
+        .unwrap();
+    assert_eq!(
+        result.batches[0]
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .value(0),
+        9,
+        "sequences 1, 2, 3 once each"
+    );
 }

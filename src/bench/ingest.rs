@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use meridian_analyzer::AnalyzerConfig;
 use meridian_collector::CollectorConfig;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prometheus::Registry;
 use prost::Message;
 
 use super::payload::trace_request;
+use super::raw_grpc::RawTraceClient;
 
 /// Runs the gRPC and then the HTTP measurement against one standalone pipeline.
 pub async fn run(spans: usize, batch: usize, concurrency: usize) -> anyhow::Result<()> {
@@ -33,9 +33,9 @@ pub async fn run(spans: usize, batch: usize, concurrency: usize) -> anyhow::Resu
     let collector = collector_config.start(sink, &registry).await?;
 
     let requests = spans.div_ceil(batch);
-    let payloads: Arc<Vec<Vec<u8>>> = Arc::new(
+    let payloads: Arc<Vec<bytes::Bytes>> = Arc::new(
         (0..32)
-            .map(|i| trace_request(batch, i).encode_to_vec())
+            .map(|i| trace_request(batch, i).encode_to_vec().into())
             .collect(),
     );
     let total = requests * batch;
@@ -52,7 +52,11 @@ pub async fn run(spans: usize, batch: usize, concurrency: usize) -> anyhow::Resu
             let grpc = format!("http://{}", collector.grpc_addr);
             let http = format!("http://{}/v1/traces", collector.http_addr);
             clients.push(tokio::spawn(async move {
-                let mut grpc_client = if protocol == "grpc" { Some(TraceServiceClient::connect(grpc).await?) } else { None };
+                let mut grpc_client = if protocol == "grpc" {
+                    Some(RawTraceClient::connect(grpc).await?)
+                } else {
+                    None
+                };
                 let http_client = reqwest::Client::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -62,14 +66,11 @@ pub async fn run(spans: usize, batch: usize, concurrency: usize) -> anyhow::Resu
                     let body = &payloads[i % payloads.len()];
                     loop {
                         let ok = match grpc_client.as_mut() {
-                            Some(c) => {
-                                let request = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(body.as_slice())?;
-                                match c.export(request).await {
-                                    Ok(_) => true,
-                                    Err(s) if s.code() == tonic::Code::Unavailable => false,
-                                    Err(s) => anyhow::bail!("gRPC export failed: {s}"),
-                                }
-                            }
+                            Some(c) => match c.export(body.clone()).await {
+                                Ok(_) => true,
+                                Err(s) if s.code() == tonic::Code::Unavailable => false,
+                                Err(s) => anyhow::bail!("gRPC export failed: {s}"),
+                            },
                             None => {
                                 let r = http_client
                                     .post(&http)

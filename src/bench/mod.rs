@@ -8,6 +8,7 @@
 mod convert;
 mod ingest;
 mod payload;
+mod raw_grpc;
 
 /// Options of `meridian bench`.
 #[derive(Clone, Debug, clap::Args)]

@@ -11,9 +11,21 @@ use chrono::{DateTime, NaiveDate, Utc};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::error::StoreError;
 use meridian_collector::schema::TIME;
+
+/// Columns whose values are (nearly) unique per row, written without dictionary encoding.
+const UNIQUE_COLUMNS: &[&str] = &[
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "time",
+    "end_time",
+    "observed_time",
+    "duration_ns",
+];
 
 /// Nanoseconds in an hour: the partition width.
 pub const HOUR_NS: i64 = 3_600_000_000_000;
@@ -78,10 +90,14 @@ pub fn write_file(
     );
     let path = dir.join(&name);
     let tmp = dir.join(format!(".{name}.tmp"));
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
-        .set_max_row_group_row_count(Some(64 * 1024))
-        .build();
+        .set_max_row_group_row_count(Some(64 * 1024));
+    // Ids are unique per row: a dictionary only costs CPU (interning) and never shrinks them.
+    for column in UNIQUE_COLUMNS {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+    }
+    let props = props.build();
     let file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
     let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
     writer.write(batch)?;

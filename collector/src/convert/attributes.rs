@@ -3,6 +3,8 @@
 //! A value is rendered as text so SQL can read it directly; values that are not strings also get an
 //! entry in the types map, so the original `AnyValue` can be rebuilt exactly.
 
+use std::borrow::Cow;
+
 use arrow::array::{Array, MapArray, MapBuilder, StringArray, StringBuilder};
 use base64::Engine;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
@@ -18,31 +20,96 @@ pub fn map_builder() -> StringMapBuilder {
     MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
 }
 
-/// Renders a value as its text and, unless it is a string, its type name.
-pub fn render(value: Option<&AnyValue>) -> (String, Option<&'static str>) {
-    let b64 = base64::engine::general_purpose::STANDARD;
+/// A map builder sized for `rows` rows of about `entries` entries each.
+pub fn map_builder_with_capacity(rows: usize, entries: usize) -> StringMapBuilder {
+    let n = rows * entries;
+    let strings = || StringBuilder::with_capacity(n, n * 16);
+    MapBuilder::with_capacity(None, strings(), strings(), rows)
+}
+
+/// A value's text and, unless it is a string, its type name. Strings are borrowed; other values
+/// are written into `scratch` (cleared first), so the hot path allocates nothing.
+pub fn text<'a>(
+    value: Option<&'a AnyValue>,
+    scratch: &'a mut String,
+) -> (&'a str, Option<&'static str>) {
+    use std::fmt::Write;
+    scratch.clear();
     let Some(value) = value else {
-        return (String::new(), Some("absent"));
+        return ("", Some("absent"));
     };
-    match value.value.as_ref() {
-        None => (String::new(), Some("empty")),
-        Some(Value::StringValue(s)) => (s.clone(), None),
-        Some(Value::BoolValue(b)) => (b.to_string(), Some("bool")),
-        Some(Value::IntValue(i)) => (i.to_string(), Some("int")),
-        Some(Value::DoubleValue(d)) => (format!("{d:?}"), Some("double")),
-        Some(Value::BytesValue(b)) => (b64.encode(b), Some("bytes")),
-        Some(v @ (Value::ArrayValue(_) | Value::KvlistValue(_))) => {
-            let any = AnyValue {
-                value: Some(v.clone()),
-            };
-            let kind = if matches!(v, Value::ArrayValue(_)) {
-                "array"
-            } else {
-                "kvlist"
-            };
-            (json::encode_any_value(&any).to_string(), Some(kind))
+    let kind = match value.value.as_ref() {
+        None => "empty",
+        Some(Value::StringValue(s)) => return (s, None),
+        Some(Value::BoolValue(b)) => {
+            scratch.push_str(if *b { "true" } else { "false" });
+            "bool"
         }
-        Some(Value::StringValueStrindex(i)) => (i.to_string(), Some("strindex")),
+        Some(Value::IntValue(i)) => {
+            let _ = write!(scratch, "{i}");
+            "int"
+        }
+        Some(Value::DoubleValue(d)) => {
+            let _ = write!(scratch, "{d:?}");
+            "double"
+        }
+        Some(Value::BytesValue(b)) => {
+            base64::engine::general_purpose::STANDARD.encode_string(b, scratch);
+            "bytes"
+        }
+        Some(Value::ArrayValue(_)) => {
+            let _ = write!(scratch, "{}", json::encode_any_value(value));
+            "array"
+        }
+        Some(Value::KvlistValue(_)) => {
+            let _ = write!(scratch, "{}", json::encode_any_value(value));
+            "kvlist"
+        }
+        Some(Value::StringValueStrindex(i)) => {
+            let _ = write!(scratch, "{i}");
+            "strindex"
+        }
+    };
+    (scratch.as_str(), Some(kind))
+}
+
+/// Renders a value as its owned text and, unless it is a string, its type name.
+pub fn render(value: Option<&AnyValue>) -> (String, Option<&'static str>) {
+    let mut scratch = String::new();
+    let (t, kind) = text(value, &mut scratch);
+    (t.to_owned(), kind)
+}
+
+/// An attribute list rendered once, to be appended to many rows (resource and scope attributes).
+#[derive(Default)]
+pub struct Rendered(Vec<(String, String, Option<&'static str>)>);
+
+impl Rendered {
+    /// Renders every attribute.
+    pub fn new(attrs: &[KeyValue]) -> Self {
+        Self(
+            attrs
+                .iter()
+                .map(|kv| {
+                    let (text, kind) = render(kv.value.as_ref());
+                    (kv.key.clone(), text, kind)
+                })
+                .collect(),
+        )
+    }
+
+    /// Appends the list as one row of the two map columns.
+    pub fn append_to(&self, values: &mut StringMapBuilder, types: &mut StringMapBuilder) {
+        for (key, text, kind) in &self.0 {
+            values.keys().append_value(key);
+            values.values().append_value(text);
+            if let Some(kind) = kind {
+                types.keys().append_value(key);
+                types.values().append_value(kind);
+            }
+        }
+        let _ = values.append(true);
+        let _ = types.append(true);
     }
 }
 
@@ -79,8 +146,9 @@ pub fn parse(text: &str, kind: Option<&str>) -> Result<Option<AnyValue>, Convert
 
 /// Appends one attribute list as one row of the two map columns.
 pub fn append(values: &mut StringMapBuilder, types: &mut StringMapBuilder, attrs: &[KeyValue]) {
+    let mut scratch = String::new();
     for kv in attrs {
-        let (text, kind) = render(kv.value.as_ref());
+        let (text, kind) = text(kv.value.as_ref(), &mut scratch);
         values.keys().append_value(&kv.key);
         values.values().append_value(text);
         if let Some(kind) = kind {
@@ -138,13 +206,13 @@ pub fn find<'a>(attrs: &'a [KeyValue], keys: &[&str]) -> Option<&'a AnyValue> {
         .and_then(|kv| kv.value.as_ref())
 }
 
-/// A value as a string, if it is a string (or renders to one, for numbers and bools).
-pub fn as_text(value: Option<&AnyValue>) -> Option<String> {
+/// A value as a string, if it is a string (borrowed) or a number or bool (rendered).
+pub fn as_text(value: Option<&AnyValue>) -> Option<Cow<'_, str>> {
     match value?.value.as_ref()? {
-        Value::StringValue(s) => Some(s.clone()),
-        Value::IntValue(i) => Some(i.to_string()),
-        Value::DoubleValue(d) => Some(d.to_string()),
-        Value::BoolValue(b) => Some(b.to_string()),
+        Value::StringValue(s) => Some(Cow::Borrowed(s)),
+        Value::IntValue(i) => Some(Cow::Owned(i.to_string())),
+        Value::DoubleValue(d) => Some(Cow::Owned(d.to_string())),
+        Value::BoolValue(b) => Some(Cow::Owned(b.to_string())),
         _ => None,
     }
 }

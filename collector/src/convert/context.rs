@@ -23,6 +23,40 @@ pub struct Context {
     pub scope_schema_url: String,
 }
 
+/// A resource and scope rendered once, then appended to every row under them.
+pub struct RenderedContext<'a> {
+    resource: attributes::Rendered,
+    resource_dropped: u32,
+    resource_schema_url: &'a str,
+    scope_name: &'a str,
+    scope_version: &'a str,
+    scope: attributes::Rendered,
+    scope_dropped: u32,
+    scope_schema_url: &'a str,
+}
+
+impl<'a> RenderedContext<'a> {
+    /// Renders a resource and scope (absent ones as defaults).
+    pub fn new(
+        resource: Option<&'a Resource>,
+        resource_schema_url: &'a str,
+        scope: Option<&'a InstrumentationScope>,
+        scope_schema_url: &'a str,
+    ) -> Self {
+        let no_attrs: &[KeyValue] = &[];
+        Self {
+            resource: attributes::Rendered::new(resource.map_or(no_attrs, |r| &r.attributes)),
+            resource_dropped: resource.map_or(0, |r| r.dropped_attributes_count),
+            resource_schema_url,
+            scope_name: scope.map_or("", |s| &s.name),
+            scope_version: scope.map_or("", |s| &s.version),
+            scope: attributes::Rendered::new(scope.map_or(no_attrs, |s| &s.attributes)),
+            scope_dropped: scope.map_or(0, |s| s.dropped_attributes_count),
+            scope_schema_url,
+        }
+    }
+}
+
 /// Builds the resource and scope columns, in schema order.
 pub struct ContextBuilder {
     res_attrs: StringMapBuilder,
@@ -56,33 +90,17 @@ impl Default for ContextBuilder {
 
 impl ContextBuilder {
     /// Appends one row's resource and scope.
-    pub fn append(
-        &mut self,
-        resource: Option<&Resource>,
-        resource_schema_url: &str,
-        scope: Option<&InstrumentationScope>,
-        scope_schema_url: &str,
-    ) {
-        let no_attrs: &[KeyValue] = &[];
-        attributes::append(
-            &mut self.res_attrs,
-            &mut self.res_types,
-            resource.map_or(no_attrs, |r| &r.attributes),
-        );
-        self.res_dropped
-            .append_value(resource.map_or(0, |r| r.dropped_attributes_count));
-        self.res_schema.append_value(resource_schema_url);
-        self.scope_name.append_value(scope.map_or("", |s| &s.name));
-        self.scope_version
-            .append_value(scope.map_or("", |s| &s.version));
-        attributes::append(
-            &mut self.scope_attrs,
-            &mut self.scope_types,
-            scope.map_or(no_attrs, |s| &s.attributes),
-        );
-        self.scope_dropped
-            .append_value(scope.map_or(0, |s| s.dropped_attributes_count));
-        self.scope_schema.append_value(scope_schema_url);
+    pub fn append(&mut self, ctx: &RenderedContext<'_>) {
+        ctx.resource
+            .append_to(&mut self.res_attrs, &mut self.res_types);
+        self.res_dropped.append_value(ctx.resource_dropped);
+        self.res_schema.append_value(ctx.resource_schema_url);
+        self.scope_name.append_value(ctx.scope_name);
+        self.scope_version.append_value(ctx.scope_version);
+        ctx.scope
+            .append_to(&mut self.scope_attrs, &mut self.scope_types);
+        self.scope_dropped.append_value(ctx.scope_dropped);
+        self.scope_schema.append_value(ctx.scope_schema_url);
     }
 
     /// The finished columns, in the order of `schema::resource_and_scope_fields`.

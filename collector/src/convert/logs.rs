@@ -10,8 +10,8 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 
 use super::attributes;
-use super::context::{regroup, ContextBuilder};
-use super::{check_id, column, read_hex, ts, ConvertError, Converted, Rejections};
+use super::context::{regroup, ContextBuilder, RenderedContext};
+use super::{append_hex, check_id, column, read_hex, ts, ConvertError, Converted, Rejections};
 use crate::schema;
 
 /// Converts a logs export request to a `logs` batch, stamping `region` on every row.
@@ -43,16 +43,19 @@ pub fn logs_to_arrow(
         let svc =
             super::promoted::service_name(rl.resource.as_ref().map_or(&[][..], |r| &r.attributes));
         for sl in &rl.scope_logs {
+            let ctx = RenderedContext::new(
+                rl.resource.as_ref(),
+                &rl.schema_url,
+                sl.scope.as_ref(),
+                &sl.schema_url,
+            );
             for record in &sl.log_records {
                 let ids = check_id(&record.trace_id, 16, "trace_id", true)
-                    .and_then(|t| Ok((t, check_id(&record.span_id, 8, "span_id", true)?)));
-                let (tid, sid) = match ids {
-                    Ok(ids) => ids,
-                    Err(msg) => {
-                        rejections.add(|| format!("log record rejected: {msg}"));
-                        continue;
-                    }
-                };
+                    .and_then(|()| check_id(&record.span_id, 8, "span_id", true));
+                if let Err(msg) = ids {
+                    rejections.add(|| format!("log record rejected: {msg}"));
+                    continue;
+                }
                 time.append_value(ts(record.time_unix_nano));
                 observed.append_value(ts(record.observed_time_unix_nano));
                 region_col.append_value(region);
@@ -70,18 +73,13 @@ pub fn logs_to_arrow(
                         body_type.append_option(kind);
                     }
                 }
-                trace_id.append_option(tid);
-                span_id.append_option(sid);
+                append_hex(&mut trace_id, &record.trace_id);
+                append_hex(&mut span_id, &record.span_id);
                 flags.append_value(record.flags);
                 event_name.append_value(&record.event_name);
                 attributes::append(&mut attrs, &mut attr_types, &record.attributes);
                 dropped.append_value(record.dropped_attributes_count);
-                context.append(
-                    rl.resource.as_ref(),
-                    &rl.schema_url,
-                    sl.scope.as_ref(),
-                    &sl.schema_url,
-                );
+                context.append(&ctx);
             }
         }
     }

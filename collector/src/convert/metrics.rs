@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 use super::attributes::{self, StringMapBuilder};
-use super::context::{regroup, ContextBuilder};
+use super::context::{regroup, ContextBuilder, RenderedContext};
 use super::traces::{enum_name, enum_value, list_of_structs};
 use super::{
     append_hex, column, downcast, promoted, read_hex, ts, ConvertError, Converted, Rejections,
@@ -366,14 +366,13 @@ pub fn metrics_to_arrow(
             promoted::service_name(rm.resource.as_ref().map_or(&[][..], |r| &r.attributes));
         let service = service.as_deref();
         for sm in &rm.scope_metrics {
-            let ctx = |b: &mut MetricsBuilder| {
-                b.context.append(
-                    rm.resource.as_ref(),
-                    &rm.schema_url,
-                    sm.scope.as_ref(),
-                    &sm.schema_url,
-                )
-            };
+            let rendered = RenderedContext::new(
+                rm.resource.as_ref(),
+                &rm.schema_url,
+                sm.scope.as_ref(),
+                &sm.schema_url,
+            );
+            let ctx = |b: &mut MetricsBuilder| b.context.append(&rendered);
             for metric in &sm.metrics {
                 match &metric.data {
                     None => rejections.add(|| format!("metric `{}` has no data", metric.name)),

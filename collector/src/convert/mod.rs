@@ -66,11 +66,11 @@ impl Rejections {
     }
 }
 
-/// Checks an id's length: `Ok(None)` for an empty optional id, an error for a wrong length or
-/// an all-zero id (both invalid in OTLP).
-fn check_id(id: &[u8], len: usize, what: &str, optional: bool) -> Result<Option<String>, String> {
+/// Checks an id's length: an empty optional id is fine; a wrong length or an all-zero id is not
+/// (both invalid in OTLP).
+fn check_id(id: &[u8], len: usize, what: &str, optional: bool) -> Result<(), String> {
     if id.is_empty() && optional {
-        return Ok(None);
+        return Ok(());
     }
     if id.len() != len {
         return Err(format!("{what} must be {len} bytes, got {}", id.len()));
@@ -78,15 +78,26 @@ fn check_id(id: &[u8], len: usize, what: &str, optional: bool) -> Result<Option<
     if id.iter().all(|b| *b == 0) {
         return Err(format!("{what} must not be all zeros"));
     }
-    Ok(Some(hex::encode(id)))
+    Ok(())
 }
 
-/// Appends an optional id as hex, or null when empty.
+/// Calls `f` with the id as lowercase hex, without allocating for ids of up to 32 bytes.
+fn with_hex<R>(id: &[u8], f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 64];
+    if let Some(out) = buf.get_mut(..id.len() * 2) {
+        if hex::encode_to_slice(id, out).is_ok() {
+            return f(std::str::from_utf8(out).unwrap_or_default());
+        }
+    }
+    f(&hex::encode(id))
+}
+
+/// Appends an id as hex, or null when empty.
 fn append_hex(builder: &mut StringBuilder, id: &[u8]) {
     if id.is_empty() {
         builder.append_null();
     } else {
-        builder.append_value(hex::encode(id));
+        with_hex(id, |h| builder.append_value(h));
     }
 }
 

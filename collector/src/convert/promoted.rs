@@ -1,21 +1,23 @@
 //! Semantic-convention attributes promoted to columns, with the older names gateways still send.
 
+use std::borrow::Cow;
+
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 
 use super::attributes::{as_int, as_text, find};
 
 /// `service.name` from the resource.
-pub fn service_name(resource: &[KeyValue]) -> Option<String> {
+pub fn service_name(resource: &[KeyValue]) -> Option<Cow<'_, str>> {
     as_text(find(resource, &["service.name"]))
 }
 
 /// `cloud.region`, from the resource or else the item.
-pub fn cloud_region(resource: &[KeyValue], item: &[KeyValue]) -> Option<String> {
+pub fn cloud_region<'a>(resource: &'a [KeyValue], item: &'a [KeyValue]) -> Option<Cow<'a, str>> {
     as_text(find(resource, &["cloud.region"]).or_else(|| find(item, &["cloud.region"])))
 }
 
 /// `deployment.environment.name` (or the older `deployment.environment`) from the resource.
-pub fn deployment_environment(resource: &[KeyValue]) -> Option<String> {
+pub fn deployment_environment(resource: &[KeyValue]) -> Option<Cow<'_, str>> {
     as_text(find(
         resource,
         &["deployment.environment.name", "deployment.environment"],
@@ -23,29 +25,29 @@ pub fn deployment_environment(resource: &[KeyValue]) -> Option<String> {
 }
 
 /// `http.request.method` (older: `http.method`).
-pub fn http_method(attrs: &[KeyValue]) -> Option<String> {
+pub fn http_method(attrs: &[KeyValue]) -> Option<Cow<'_, str>> {
     as_text(find(attrs, &["http.request.method", "http.method"]))
 }
 
 /// `http.route`.
-pub fn http_route(attrs: &[KeyValue]) -> Option<String> {
+pub fn http_route(attrs: &[KeyValue]) -> Option<Cow<'_, str>> {
     as_text(find(attrs, &["http.route"]))
 }
 
 /// `url.path`, or the path of `http.target` / `url.full` / `http.url` (Envoy sends the full URL).
-pub fn url_path(attrs: &[KeyValue]) -> Option<String> {
+pub fn url_path(attrs: &[KeyValue]) -> Option<Cow<'_, str>> {
     if let Some(p) = as_text(find(attrs, &["url.path"])) {
         return Some(p);
     }
     if let Some(target) = as_text(find(attrs, &["http.target"])) {
-        return Some(strip_query(&target).to_owned());
+        return Some(Cow::Owned(strip_query(&target).to_owned()));
     }
     let full = as_text(find(attrs, &["url.full", "http.url"]))?;
     let after_scheme = full
         .split_once("://")
-        .map_or(full.as_str(), |(_, rest)| rest);
+        .map_or(full.as_ref(), |(_, rest)| rest);
     let path = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]);
-    Some(strip_query(path).to_owned())
+    Some(Cow::Owned(strip_query(path).to_owned()))
 }
 
 fn strip_query(target: &str) -> &str {
@@ -62,7 +64,7 @@ pub fn http_status(attrs: &[KeyValue]) -> Option<i32> {
 }
 
 /// `server.address` (older: `net.host.name`, `http.host`).
-pub fn server_address(attrs: &[KeyValue]) -> Option<String> {
+pub fn server_address(attrs: &[KeyValue]) -> Option<Cow<'_, str>> {
     as_text(find(
         attrs,
         &["server.address", "net.host.name", "http.host"],
@@ -70,7 +72,7 @@ pub fn server_address(attrs: &[KeyValue]) -> Option<String> {
 }
 
 /// The service behind the gateway: `peer.service`, or Envoy's `upstream_cluster`.
-pub fn peer_service(attrs: &[KeyValue]) -> Option<String> {
+pub fn peer_service(attrs: &[KeyValue]) -> Option<Cow<'_, str>> {
     as_text(find(
         attrs,
         &["peer.service", "upstream_cluster", "upstream.cluster"],

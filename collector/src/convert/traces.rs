@@ -1,5 +1,6 @@
 //! `ExportTraceServiceRequest` ⇄ a `spans` batch (one row per span).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -14,10 +15,10 @@ use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
 use super::attributes::{self, StringMapBuilder};
-use super::context::{regroup, ContextBuilder};
+use super::context::{regroup, ContextBuilder, RenderedContext};
 use super::{
-    append_hex, check_id, column, downcast, promoted, read_hex, ts, ConvertError, Converted,
-    Rejections,
+    append_hex, check_id, column, downcast, promoted, read_hex, ts, with_hex, ConvertError,
+    Converted, Rejections,
 };
 use crate::schema;
 
@@ -32,11 +33,11 @@ const KINDS: [&str; 6] = [
 const STATUS: [&str; 3] = ["unset", "ok", "error"];
 
 /// Name of an enum value, or its number when the name is unknown (kept losslessly).
-pub(crate) fn enum_name(names: &[&str], value: i32) -> String {
+pub(crate) fn enum_name(names: &[&'static str], value: i32) -> Cow<'static, str> {
     usize::try_from(value)
         .ok()
         .and_then(|i| names.get(i))
-        .map_or_else(|| value.to_string(), |s| (*s).to_owned())
+        .map_or_else(|| Cow::Owned(value.to_string()), |s| Cow::Borrowed(*s))
 }
 
 /// The inverse of [`enum_name`].
@@ -47,6 +48,11 @@ pub(crate) fn enum_value(names: &[&str], name: &str) -> Result<i32, ConvertError
         .map(|i| i as i32)
         .or_else(|| name.parse().ok())
         .ok_or_else(|| ConvertError::Column(format!("unknown enum value `{name}`")))
+}
+
+/// A string builder sized for `rows` values of about `avg` bytes, so it does not regrow.
+fn strings(rows: usize, avg: usize) -> StringBuilder {
+    StringBuilder::with_capacity(rows, rows * avg)
 }
 
 /// Appends rows of `List<Struct<event_fields>>`.
@@ -114,8 +120,8 @@ impl LinksBuilder {
             .attrs
             .get_or_insert_with(|| (attributes::map_builder(), attributes::map_builder()));
         for l in links {
-            self.trace_id.append_value(hex::encode(&l.trace_id));
-            self.span_id.append_value(hex::encode(&l.span_id));
+            with_hex(&l.trace_id, |h| self.trace_id.append_value(h));
+            with_hex(&l.span_id, |h| self.span_id.append_value(h));
             self.trace_state.append_value(&l.trace_state);
             self.flags.append_value(l.flags);
             attributes::append(values, types, &l.attributes);
@@ -180,27 +186,27 @@ pub fn traces_to_arrow(
     let mut time = TimestampNanosecondBuilder::with_capacity(capacity);
     let mut end_time = TimestampNanosecondBuilder::with_capacity(capacity);
     let mut duration = Int64Builder::with_capacity(capacity);
-    let mut region_col = StringBuilder::new();
-    let mut service = StringBuilder::new();
-    let mut trace_id = StringBuilder::new();
-    let mut span_id = StringBuilder::new();
-    let mut parent = StringBuilder::new();
-    let mut trace_state = StringBuilder::new();
+    let mut region_col = strings(capacity, 16);
+    let mut service = strings(capacity, 16);
+    let mut trace_id = strings(capacity, 32);
+    let mut span_id = strings(capacity, 16);
+    let mut parent = strings(capacity, 16);
+    let mut trace_state = strings(capacity, 16);
     let mut flags = UInt32Builder::with_capacity(capacity);
-    let mut name = StringBuilder::new();
-    let mut kind = StringBuilder::new();
-    let mut status_code = StringBuilder::new();
-    let mut status_message = StringBuilder::new();
-    let mut method = StringBuilder::new();
-    let mut route = StringBuilder::new();
-    let mut path = StringBuilder::new();
+    let mut name = strings(capacity, 16);
+    let mut kind = strings(capacity, 16);
+    let mut status_code = strings(capacity, 16);
+    let mut status_message = strings(capacity, 16);
+    let mut method = strings(capacity, 16);
+    let mut route = strings(capacity, 16);
+    let mut path = strings(capacity, 16);
     let mut http_status = Int32Builder::with_capacity(capacity);
-    let mut server = StringBuilder::new();
-    let mut peer = StringBuilder::new();
-    let mut cloud_region = StringBuilder::new();
-    let mut environment = StringBuilder::new();
-    let mut attrs = attributes::map_builder();
-    let mut attr_types = attributes::map_builder();
+    let mut server = strings(capacity, 16);
+    let mut peer = strings(capacity, 16);
+    let mut cloud_region = strings(capacity, 16);
+    let mut environment = strings(capacity, 16);
+    let mut attrs = attributes::map_builder_with_capacity(capacity, 8);
+    let mut attr_types = attributes::map_builder_with_capacity(capacity, 1);
     let mut dropped_attrs = UInt32Builder::with_capacity(capacity);
     let mut events = EventsBuilder::default();
     let mut dropped_events = UInt32Builder::with_capacity(capacity);
@@ -213,22 +219,20 @@ pub fn traces_to_arrow(
         let svc = promoted::service_name(res_attrs);
         let env = promoted::deployment_environment(res_attrs);
         for ss in &rs.scope_spans {
+            let ctx = RenderedContext::new(
+                rs.resource.as_ref(),
+                &rs.schema_url,
+                ss.scope.as_ref(),
+                &ss.schema_url,
+            );
             for span in &ss.spans {
                 let ids = check_id(&span.trace_id, 16, "trace_id", false)
-                    .and_then(|t| Ok((t, check_id(&span.span_id, 8, "span_id", false)?)))
-                    .and_then(|ids| {
-                        Ok((
-                            ids,
-                            check_id(&span.parent_span_id, 8, "parent_span_id", true)?,
-                        ))
-                    });
-                let ((tid, sid), _) = match ids {
-                    Ok(ids) => ids,
-                    Err(msg) => {
-                        rejections.add(|| format!("span `{}` rejected: {msg}", span.name));
-                        continue;
-                    }
-                };
+                    .and_then(|()| check_id(&span.span_id, 8, "span_id", false))
+                    .and_then(|()| check_id(&span.parent_span_id, 8, "parent_span_id", true));
+                if let Err(msg) = ids {
+                    rejections.add(|| format!("span `{}` rejected: {msg}", span.name));
+                    continue;
+                }
                 time.append_value(ts(span.start_time_unix_nano));
                 end_time.append_value(ts(span.end_time_unix_nano));
                 duration.append_value(
@@ -236,16 +240,19 @@ pub fn traces_to_arrow(
                 );
                 region_col.append_value(region);
                 service.append_option(svc.as_deref());
-                trace_id.append_option(tid);
-                span_id.append_option(sid);
+                append_hex(&mut trace_id, &span.trace_id);
+                append_hex(&mut span_id, &span.span_id);
                 append_hex(&mut parent, &span.parent_span_id);
                 trace_state.append_value(&span.trace_state);
                 flags.append_value(span.flags);
                 name.append_value(&span.name);
                 kind.append_value(enum_name(&KINDS, span.kind));
-                let status = span.status.clone().unwrap_or_default();
-                status_code.append_value(enum_name(&STATUS, status.code));
-                status_message.append_value(&status.message);
+                let (code, message) = span
+                    .status
+                    .as_ref()
+                    .map_or((0, ""), |s| (s.code, s.message.as_str()));
+                status_code.append_value(enum_name(&STATUS, code));
+                status_message.append_value(message);
                 let a = &span.attributes;
                 method.append_option(promoted::http_method(a));
                 route.append_option(promoted::http_route(a));
@@ -261,12 +268,7 @@ pub fn traces_to_arrow(
                 dropped_events.append_value(span.dropped_events_count);
                 links.append(&span.links);
                 dropped_links.append_value(span.dropped_links_count);
-                context.append(
-                    rs.resource.as_ref(),
-                    &rs.schema_url,
-                    ss.scope.as_ref(),
-                    &ss.schema_url,
-                );
+                context.append(&ctx);
             }
         }
     }
