@@ -22,7 +22,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 
 use super::attributes::{self, StringMapBuilder};
 use super::context::{regroup, ContextBuilder, RenderedContext};
-use super::traces::{enum_name, enum_value, list_of_structs};
+use super::nested::NestedRows;
+use super::traces::{enum_name, enum_value};
 use super::{
     append_hex, column, downcast, promoted, read_hex, ts, ConvertError, Converted, Rejections,
 };
@@ -125,23 +126,16 @@ impl QuantilesBuilder {
 /// Appends rows of the `List<Struct<exemplar_fields>>` column.
 #[derive(Default)]
 struct ExemplarsBuilder {
-    offsets: Vec<i32>,
+    rows: NestedRows,
     time: TimestampNanosecondBuilder,
     value: Float64Builder,
     value_int: Int64Builder,
     trace_id: StringBuilder,
     span_id: StringBuilder,
-    attrs: Option<(StringMapBuilder, StringMapBuilder)>,
 }
 
 impl ExemplarsBuilder {
     fn append(&mut self, exemplars: &[Exemplar]) {
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
-        }
-        let (values, types) = self
-            .attrs
-            .get_or_insert_with(|| (attributes::map_builder(), attributes::map_builder()));
         for e in exemplars {
             self.time.append_value(ts(e.time_unix_nano));
             let (v, i) = split_number(e.value.map(|v| match v {
@@ -152,27 +146,21 @@ impl ExemplarsBuilder {
             self.value_int.append_option(i);
             append_hex(&mut self.trace_id, &e.trace_id);
             append_hex(&mut self.span_id, &e.span_id);
-            attributes::append(values, types, &e.filtered_attributes);
+            self.rows.attributes(&e.filtered_attributes);
         }
-        let last = *self.offsets.last().unwrap_or(&0);
-        self.offsets.push(last + exemplars.len() as i32);
+        self.rows.end_row(exemplars.len());
     }
 
     fn finish(mut self) -> Result<ArrayRef, ConvertError> {
-        let (mut values, mut types) = self
-            .attrs
-            .take()
-            .unwrap_or_else(|| (attributes::map_builder(), attributes::map_builder()));
-        let children: Vec<ArrayRef> = vec![
+        let before: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish().with_timezone("UTC")),
             Arc::new(self.value.finish()),
             Arc::new(self.value_int.finish()),
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
-            Arc::new(values.finish()),
-            Arc::new(types.finish()),
         ];
-        list_of_structs(schema::exemplar_fields(), children, self.offsets)
+        self.rows
+            .finish(schema::exemplar_fields(), before, Vec::new())
     }
 }
 
@@ -376,36 +364,23 @@ pub fn metrics_to_arrow(
             for metric in &sm.metrics {
                 match &metric.data {
                     None => rejections.add(|| format!("metric `{}` has no data", metric.name)),
-                    Some(Data::Gauge(g)) => {
-                        for p in &g.data_points {
+                    Some(Data::Gauge(Gauge { data_points }))
+                    | Some(Data::Sum(Sum { data_points, .. })) => {
+                        let (kind, t, monotonic) = match &metric.data {
+                            Some(Data::Sum(s)) => {
+                                ("sum", Some(s.aggregation_temporality), Some(s.is_monotonic))
+                            }
+                            _ => ("gauge", None, None),
+                        };
+                        for p in data_points {
                             b.append_common(
                                 region,
                                 service,
                                 metric,
-                                "gauge",
-                                None,
-                                None,
-                                &number_common(p),
-                            );
-                            b.append_number(p.value);
-                            b.append_stats(None, None, None, None);
-                            b.append_buckets(None, None);
-                            b.append_exponential(None);
-                            b.quantiles.append(None);
-                            ctx(&mut b);
-                        }
-                    }
-                    Some(Data::Sum(s)) => {
-                        for p in &s.data_points {
-                            let t = Some(s.aggregation_temporality);
-                            b.append_common(
-                                region,
-                                service,
-                                metric,
-                                "sum",
+                                kind,
                                 t,
-                                Some(s.is_monotonic),
-                                &number_common(p),
+                                monotonic,
+                                &p.common(),
                             );
                             b.append_number(p.value);
                             b.append_stats(None, None, None, None);
@@ -417,13 +392,7 @@ pub fn metrics_to_arrow(
                     }
                     Some(Data::Histogram(h)) => {
                         for p in &h.data_points {
-                            let common = Common {
-                                attributes: &p.attributes,
-                                start: p.start_time_unix_nano,
-                                time: p.time_unix_nano,
-                                flags: p.flags,
-                                exemplars: &p.exemplars,
-                            };
+                            let common = p.common();
                             let t = Some(h.aggregation_temporality);
                             b.append_common(region, service, metric, "histogram", t, None, &common);
                             b.append_number(None);
@@ -436,13 +405,7 @@ pub fn metrics_to_arrow(
                     }
                     Some(Data::ExponentialHistogram(h)) => {
                         for p in &h.data_points {
-                            let common = Common {
-                                attributes: &p.attributes,
-                                start: p.start_time_unix_nano,
-                                time: p.time_unix_nano,
-                                flags: p.flags,
-                                exemplars: &p.exemplars,
-                            };
+                            let common = p.common();
                             let t = Some(h.aggregation_temporality);
                             b.append_common(
                                 region,
@@ -463,13 +426,7 @@ pub fn metrics_to_arrow(
                     }
                     Some(Data::Summary(s)) => {
                         for p in &s.data_points {
-                            let common = Common {
-                                attributes: &p.attributes,
-                                start: p.start_time_unix_nano,
-                                time: p.time_unix_nano,
-                                flags: p.flags,
-                                exemplars: &[],
-                            };
+                            let common = p.common();
                             b.append_common(
                                 region, service, metric, "summary", None, None, &common,
                             );
@@ -488,13 +445,42 @@ pub fn metrics_to_arrow(
     Ok(rejections.into_converted(b.finish()?))
 }
 
-fn number_common(p: &NumberDataPoint) -> Common<'_> {
-    Common {
-        attributes: &p.attributes,
-        start: p.start_time_unix_nano,
-        time: p.time_unix_nano,
-        flags: p.flags,
-        exemplars: &p.exemplars,
+/// The fields every point kind shares.
+trait Point {
+    fn common(&self) -> Common<'_>;
+}
+
+macro_rules! point_with_exemplars {
+    ($($t:ty),*) => {$(
+        impl Point for $t {
+            fn common(&self) -> Common<'_> {
+                Common {
+                    attributes: &self.attributes,
+                    start: self.start_time_unix_nano,
+                    time: self.time_unix_nano,
+                    flags: self.flags,
+                    exemplars: &self.exemplars,
+                }
+            }
+        }
+    )*};
+}
+
+point_with_exemplars!(
+    NumberDataPoint,
+    HistogramDataPoint,
+    ExponentialHistogramDataPoint
+);
+
+impl Point for SummaryDataPoint {
+    fn common(&self) -> Common<'_> {
+        Common {
+            attributes: &self.attributes,
+            start: self.start_time_unix_nano,
+            time: self.time_unix_nano,
+            flags: self.flags,
+            exemplars: &[],
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod attributes;
 mod context;
 mod logs;
 mod metrics;
+mod nested;
 mod promoted;
 mod traces;
 

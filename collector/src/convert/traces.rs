@@ -8,14 +8,13 @@ use arrow::array::{
     StringBuilder, StructArray, TimestampNanosecondArray, TimestampNanosecondBuilder, UInt32Array,
     UInt32Builder,
 };
-use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
-use super::attributes::{self, StringMapBuilder};
+use super::attributes;
 use super::context::{regroup, ContextBuilder, RenderedContext};
+use super::nested::NestedRows;
 use super::{
     append_hex, check_id, column, downcast, promoted, read_hex, ts, with_hex, ConvertError,
     Converted, Rejections,
@@ -58,115 +57,73 @@ fn strings(rows: usize, avg: usize) -> StringBuilder {
 /// Appends rows of `List<Struct<event_fields>>`.
 #[derive(Default)]
 struct EventsBuilder {
-    offsets: Vec<i32>,
+    rows: NestedRows,
     time: TimestampNanosecondBuilder,
     name: StringBuilder,
-    attrs: Option<(StringMapBuilder, StringMapBuilder)>,
     dropped: UInt32Builder,
 }
 
 impl EventsBuilder {
     fn append(&mut self, events: &[Event]) {
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
-        }
-        let (values, types) = self
-            .attrs
-            .get_or_insert_with(|| (attributes::map_builder(), attributes::map_builder()));
         for e in events {
             self.time.append_value(ts(e.time_unix_nano));
             self.name.append_value(&e.name);
-            attributes::append(values, types, &e.attributes);
+            self.rows.attributes(&e.attributes);
             self.dropped.append_value(e.dropped_attributes_count);
         }
-        let last = *self.offsets.last().unwrap_or(&0);
-        self.offsets.push(last + events.len() as i32);
+        self.rows.end_row(events.len());
     }
 
     fn finish(mut self) -> Result<ArrayRef, ConvertError> {
-        let (mut values, mut types) = self
-            .attrs
-            .take()
-            .unwrap_or_else(|| (attributes::map_builder(), attributes::map_builder()));
-        let children: Vec<ArrayRef> = vec![
+        let before: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish().with_timezone("UTC")),
             Arc::new(self.name.finish()),
-            Arc::new(values.finish()),
-            Arc::new(types.finish()),
-            Arc::new(self.dropped.finish()),
         ];
-        list_of_structs(schema::event_fields(), children, self.offsets)
+        self.rows.finish(
+            schema::event_fields(),
+            before,
+            vec![Arc::new(self.dropped.finish())],
+        )
     }
 }
 
 /// Appends rows of `List<Struct<link_fields>>`.
 #[derive(Default)]
 struct LinksBuilder {
-    offsets: Vec<i32>,
+    rows: NestedRows,
     trace_id: StringBuilder,
     span_id: StringBuilder,
     trace_state: StringBuilder,
     flags: UInt32Builder,
-    attrs: Option<(StringMapBuilder, StringMapBuilder)>,
     dropped: UInt32Builder,
 }
 
 impl LinksBuilder {
     fn append(&mut self, links: &[Link]) {
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
-        }
-        let (values, types) = self
-            .attrs
-            .get_or_insert_with(|| (attributes::map_builder(), attributes::map_builder()));
         for l in links {
             with_hex(&l.trace_id, |h| self.trace_id.append_value(h));
             with_hex(&l.span_id, |h| self.span_id.append_value(h));
             self.trace_state.append_value(&l.trace_state);
             self.flags.append_value(l.flags);
-            attributes::append(values, types, &l.attributes);
+            self.rows.attributes(&l.attributes);
             self.dropped.append_value(l.dropped_attributes_count);
         }
-        let last = *self.offsets.last().unwrap_or(&0);
-        self.offsets.push(last + links.len() as i32);
+        self.rows.end_row(links.len());
     }
 
     fn finish(mut self) -> Result<ArrayRef, ConvertError> {
-        let (mut values, mut types) = self
-            .attrs
-            .take()
-            .unwrap_or_else(|| (attributes::map_builder(), attributes::map_builder()));
-        let children: Vec<ArrayRef> = vec![
+        let before: Vec<ArrayRef> = vec![
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
             Arc::new(self.trace_state.finish()),
             Arc::new(self.flags.finish()),
-            Arc::new(values.finish()),
-            Arc::new(types.finish()),
-            Arc::new(self.dropped.finish()),
         ];
-        list_of_structs(schema::link_fields(), children, self.offsets)
+        self.rows.finish(
+            schema::link_fields(),
+            before,
+            vec![Arc::new(self.dropped.finish())],
+        )
     }
-}
-
-/// Assembles a non-null `List<Struct>` column from struct children and list offsets.
-pub(crate) fn list_of_structs(
-    fields: arrow::datatypes::Fields,
-    children: Vec<ArrayRef>,
-    mut offsets: Vec<i32>,
-) -> Result<ArrayRef, ConvertError> {
-    if offsets.is_empty() {
-        offsets.push(0);
-    }
-    let structs = StructArray::try_new(fields.clone(), children, None)?;
-    let item = Arc::new(Field::new("item", DataType::Struct(fields), true));
-    let list = ListArray::try_new(
-        item,
-        OffsetBuffer::new(offsets.into()),
-        Arc::new(structs),
-        None,
-    )?;
-    Ok(Arc::new(list))
 }
 
 /// Converts a trace export request to a `spans` batch, stamping `region` on every row.
