@@ -111,19 +111,19 @@ async fn ingest(
             return StatusCode::NO_CONTENT.into_response();
         }
     }
-    for batch in batches {
-        match store.insert(SignalBatch::new(signal, batch)) {
-            Ok(()) => {}
-            Err(e @ StoreError::Behind(_)) => {
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    [("retry-after", "1")],
-                    e.to_string(),
-                )
-                    .into_response()
-            }
-            Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    // All of a delivery's batches are stored together or not at all, so a retry never
+    // duplicates part of it.
+    match store.insert(SignalBatch::from_batches(signal, batches)) {
+        Ok(()) => {}
+        Err(e @ StoreError::Behind(_)) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("retry-after", "1")],
+                e.to_string(),
+            )
+                .into_response()
         }
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }
     if let Some((collector, sequence)) = id {
         last.insert(collector, sequence);

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::compute::concat_batches;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -123,26 +122,18 @@ struct Delivery<'a> {
 }
 
 impl Delivery<'_> {
-    /// Coalesces queued batches of one signal and delivers them, retrying until delivered, refused
+    /// Delivers queued batches of one signal as one delivery, retrying until delivered, refused
     /// for good, or (after shutdown) the grace period ends. Frees the queue's room afterwards.
     async fn deliver(&mut self, signal: Signal, items: Vec<Queued>) {
         let (config, sink, metrics, shutdown) =
             (self.config, self.sink, self.metrics, self.shutdown);
         let rows: usize = items.iter().map(|q| q.batch.rows()).sum();
         let held: usize = items.iter().map(|q| q.permit.num_permits()).sum();
-        let batches: Vec<_> = items.iter().map(|q| q.batch.batch.clone()).collect();
-        let batch = match concat_batches(&signal.schema(), &batches) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(%signal, rows, error = %e, "cannot coalesce batches; dropping them");
-                metrics
-                    .lost_rows
-                    .with_label_values(&[signal.as_str()])
-                    .inc_by(rows as u64);
-                metrics.queue_rows.sub(held as i64);
-                return;
-            }
-        };
+        // Queued batches travel together as they are: copying them into one buys nothing here.
+        let batches: Vec<_> = items
+            .iter()
+            .flat_map(|q| q.batch.batches.iter().cloned())
+            .collect();
         self.sequence += 1;
         let id = BatchId {
             collector: Arc::clone(&self.collector),
@@ -152,7 +143,7 @@ impl Delivery<'_> {
         let mut give_up_at: Option<Instant> = None;
         loop {
             match sink
-                .deliver(SignalBatch::new(signal, batch.clone()).with_id(id.clone()))
+                .deliver(SignalBatch::from_batches(signal, batches.clone()).with_id(id.clone()))
                 .await
             {
                 Ok(()) => {

@@ -78,13 +78,13 @@ pub struct BatchId {
     pub sequence: u64,
 }
 
-/// One record batch of one signal, with where it came from.
+/// Record batches of one signal, delivered and stored together, with where they came from.
 #[derive(Clone, Debug)]
 pub struct SignalBatch {
     /// Which table the rows belong to.
     pub signal: Signal,
-    /// Rows in the signal's schema.
-    pub batch: RecordBatch,
+    /// Rows in the signal's schema, in order.
+    pub batches: Vec<RecordBatch>,
     /// Set by the forwarder on batches it delivers.
     pub id: Option<BatchId>,
 }
@@ -92,9 +92,14 @@ pub struct SignalBatch {
 impl SignalBatch {
     /// Wraps a batch of the given signal.
     pub fn new(signal: Signal, batch: RecordBatch) -> Self {
+        Self::from_batches(signal, vec![batch])
+    }
+
+    /// Wraps batches of the given signal, kept together.
+    pub fn from_batches(signal: Signal, batches: Vec<RecordBatch>) -> Self {
         Self {
             signal,
-            batch,
+            batches,
             id: None,
         }
     }
@@ -109,6 +114,6 @@ impl SignalBatch {
 
     /// Number of rows.
     pub fn rows(&self) -> usize {
-        self.batch.num_rows()
+        self.batches.iter().map(RecordBatch::num_rows).sum()
     }
 }

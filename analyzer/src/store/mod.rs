@@ -91,10 +91,15 @@ impl Store {
         Arc::clone(&self.tables[&signal])
     }
 
-    /// Adds a batch to its table's hot buffer; visible to queries at once.
+    /// Adds a delivery's batches to their table's hot buffer, all or none; visible to queries at
+    /// once.
     pub fn insert(&self, batch: SignalBatch) -> Result<(), StoreError> {
         let expected = batch.signal.schema();
-        if batch.batch.schema().fields() != expected.fields() {
+        if batch
+            .batches
+            .iter()
+            .any(|b| b.schema().fields() != expected.fields())
+        {
             return Err(StoreError::Schema(format!(
                 "batch for `{}` does not have the table's schema (version {})",
                 batch.signal.table(),
@@ -108,8 +113,13 @@ impl Store {
         }
         let rows = batch.rows();
         // Re-wrap with the canonical schema so metadata differences never reach the table.
-        let normalized =
-            arrow::array::RecordBatch::try_new(expected, batch.batch.columns().to_vec())?;
+        let normalized = batch
+            .batches
+            .iter()
+            .map(|b| {
+                arrow::array::RecordBatch::try_new(Arc::clone(&expected), b.columns().to_vec())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let hot = table.append(normalized);
         let label = [batch.signal.table()];
         self.metrics

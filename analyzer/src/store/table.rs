@@ -62,11 +62,11 @@ impl Table {
         self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Appends a batch to the hot buffer; returns the hot row count after it.
-    pub fn append(&self, batch: RecordBatch) -> usize {
+    /// Appends batches to the hot buffer in one step; returns the hot row count after them.
+    pub fn append(&self, batches: Vec<RecordBatch>) -> usize {
         let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
-        s.hot_rows += batch.num_rows();
-        s.hot.push(batch);
+        s.hot_rows += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+        s.hot.extend(batches);
         s.hot_rows
     }
 

@@ -60,7 +60,7 @@ pub struct NetworkSink {
 
 impl NetworkSink {
     async fn post(&self, batch: SignalBatch) -> Result<(), SinkError> {
-        let body = ipc::encode(std::slice::from_ref(&batch.batch))
+        let body = ipc::encode(&batch.batches)
             .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?;
         let url = format!("{}/api/v1/ingest/{}", self.base, batch.signal.as_str());
         let mut request = self
