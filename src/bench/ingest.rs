@@ -13,8 +13,17 @@ use prost::Message;
 use super::payload::trace_request;
 use super::raw_grpc::RawTraceClient;
 
-/// Runs the gRPC and then the HTTP measurement against one standalone pipeline.
-pub async fn run(spans: usize, batch: usize, concurrency: usize) -> anyhow::Result<()> {
+/// Measures one protocol against a fresh standalone pipeline.
+pub async fn run(
+    protocol: &str,
+    spans: usize,
+    batch: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        matches!(protocol, "grpc" | "http"),
+        "unknown protocol `{protocol}`: use grpc or http"
+    );
     let dir = std::env::temp_dir().join(format!("meridian-bench-{}", std::process::id()));
     let registry = Registry::new();
     let mut analyzer_config = AnalyzerConfig::default();
@@ -40,7 +49,8 @@ pub async fn run(spans: usize, batch: usize, concurrency: usize) -> anyhow::Resu
     );
     let total = requests * batch;
     let mut seen = 0usize;
-    for protocol in ["grpc", "http"] {
+    let grpc_mode = protocol == "grpc";
+    {
         let next = Arc::new(AtomicUsize::new(0));
         let retries = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
@@ -52,7 +62,7 @@ pub async fn run(spans: usize, batch: usize, concurrency: usize) -> anyhow::Resu
             let grpc = format!("http://{}", collector.grpc_addr);
             let http = format!("http://{}/v1/traces", collector.http_addr);
             clients.push(tokio::spawn(async move {
-                let mut grpc_client = if protocol == "grpc" {
+                let mut grpc_client = if grpc_mode {
                     Some(RawTraceClient::connect(grpc).await?)
                 } else {
                     None

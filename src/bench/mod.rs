@@ -30,7 +30,7 @@ pub enum Which {
         #[arg(long, default_value_t = 500)]
         requests: usize,
     },
-    /// End-to-end ingest through a standalone pipeline over gRPC and HTTP.
+    /// End-to-end ingest through a fresh standalone pipeline per protocol (gRPC, HTTP).
     Ingest {
         /// Total spans per protocol.
         #[arg(long, default_value_t = 2_000_000)]
@@ -41,6 +41,9 @@ pub enum Which {
         /// Concurrent client connections.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Protocols to measure, each against a fresh pipeline: `grpc`, `http`.
+        #[arg(long, value_delimiter = ',', default_value = "grpc,http")]
+        protocols: Vec<String>,
     },
 }
 
@@ -52,6 +55,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             spans,
             batch,
             concurrency,
-        } => ingest::run(spans, batch, concurrency).await,
+            protocols,
+        } => {
+            for protocol in &protocols {
+                ingest::run(protocol, spans, batch, concurrency).await?;
+            }
+            Ok(())
+        }
     }
 }

@@ -3,6 +3,8 @@
 
 use std::io::Read;
 
+use bytes::Bytes;
+
 /// Why a body could not be decompressed.
 #[derive(Debug, thiserror::Error)]
 pub enum DecompressError {
@@ -29,30 +31,32 @@ pub enum DecompressError {
 /// `limit` bytes of output.
 pub fn decompress(
     encoding: Option<&str>,
-    body: &[u8],
+    body: &Bytes,
     limit: usize,
-) -> Result<Vec<u8>, DecompressError> {
+) -> Result<Bytes, DecompressError> {
     let encoding = encoding
         .map(str::trim)
         .unwrap_or("identity")
         .to_ascii_lowercase();
-    let reader: Box<dyn Read + '_> = match encoding.as_str() {
-        "" | "identity" => {
-            if body.len() > limit {
-                return Err(DecompressError::TooLarge { limit });
+    let reader: Box<dyn Read + '_> =
+        match encoding.as_str() {
+            "" | "identity" => {
+                if body.len() > limit {
+                    return Err(DecompressError::TooLarge { limit });
+                }
+                // Identity: hand the body on without copying it.
+                return Ok(body.clone());
             }
-            return Ok(body.to_vec());
-        }
-        "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(body)),
-        "deflate" => Box::new(flate2::read::ZlibDecoder::new(body)),
-        "zstd" => Box::new(zstd::stream::read::Decoder::new(body).map_err(|source| {
-            DecompressError::Corrupt {
-                encoding: encoding.clone(),
-                source,
-            }
-        })?),
-        other => return Err(DecompressError::Unsupported(other.to_owned())),
-    };
+            "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(body.as_ref())),
+            "deflate" => Box::new(flate2::read::ZlibDecoder::new(body.as_ref())),
+            "zstd" => Box::new(zstd::stream::read::Decoder::new(body.as_ref()).map_err(
+                |source| DecompressError::Corrupt {
+                    encoding: encoding.clone(),
+                    source,
+                },
+            )?),
+            other => return Err(DecompressError::Unsupported(other.to_owned())),
+        };
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
     let read = reader
         .take(limit as u64 + 1)
@@ -64,7 +68,7 @@ pub fn decompress(
     if read > limit {
         return Err(DecompressError::TooLarge { limit });
     }
-    Ok(out)
+    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]
@@ -83,19 +87,22 @@ mod tests {
         }
         let bomb = enc.finish().unwrap();
         assert!(bomb.len() < 200_000);
-        let err = decompress(Some("gzip"), &bomb, 1 << 20).unwrap_err();
+        let err = decompress(Some("gzip"), &Bytes::from(bomb), 1 << 20).unwrap_err();
         assert!(matches!(err, DecompressError::TooLarge { .. }));
     }
 
     #[test]
     fn identity_and_unknown_encodings() {
-        assert_eq!(decompress(None, b"abc", 10).unwrap(), b"abc");
+        assert_eq!(
+            decompress(None, &Bytes::from_static(b"abc"), 10).unwrap(),
+            &b"abc"[..]
+        );
         assert!(matches!(
-            decompress(Some("br"), b"abc", 10),
+            decompress(Some("br"), &Bytes::from_static(b"abc"), 10),
             Err(DecompressError::Unsupported(_))
         ));
         assert!(matches!(
-            decompress(Some("identity"), b"abcdef", 3),
+            decompress(Some("identity"), &Bytes::from_static(b"abcdef"), 3),
             Err(DecompressError::TooLarge { .. })
         ));
     }

@@ -130,7 +130,7 @@ async fn export<R: ExportRequest>(
     };
     let decoded = match encoding {
         Encoding::Protobuf => {
-            R::decode(raw.as_slice()).map_err(|e| format!("invalid OTLP protobuf: {e}"))
+            R::decode(raw.as_ref()).map_err(|e| format!("invalid OTLP protobuf: {e}"))
         }
         Encoding::Json => R::decode_json(&raw).map_err(|e| e.to_string()),
     };
