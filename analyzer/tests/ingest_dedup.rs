@@ -1,15 +1,15 @@
 //! The analyzer's ingest endpoint recognises a retried delivery of a batch it already stored.
 
+mod common;
+
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use axum::body::Body;
 use axum::http::Request;
 use meridian_analyzer::AnalyzerConfig;
-use meridian_collector::convert::traces_to_arrow;
 use meridian_collector::ipc;
 use meridian_collector::sink::network::{COLLECTOR_HEADER, SEQUENCE_HEADER};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use tower::ServiceExt;
 
 fn body() -> Vec<u8> {
@@ -21,16 +21,7 @@ fn body() -> Vec<u8> {
             ..Default::default()
         })
         .collect();
-    let request = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
-    ipc::encode(&[traces_to_arrow(&request, "r").unwrap().batch]).unwrap()
+    ipc::encode(&[common::spans_batch(spans)]).unwrap()
 }
 
 /// Scenario: the same batch (collector id, sequence) delivered twice, then an older sequence,

@@ -1,15 +1,15 @@
 //! The store under concurrent writes, flushes and queries.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use meridian_analyzer::AnalyzerConfig;
-use meridian_collector::convert::traces_to_arrow;
 use meridian_collector::{Signal, SignalBatch};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
 
 /// `n` valid spans whose start times straddle an hour boundary, so flushes split files by hour.
 fn batch(offset: u64, n: u64) -> SignalBatch {
@@ -28,19 +28,7 @@ fn batch(offset: u64, n: u64) -> SignalBatch {
             }
         })
         .collect();
-    let request = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
-    SignalBatch::new(
-        Signal::Traces,
-        traces_to_arrow(&request, "r").unwrap().batch,
-    )
+    SignalBatch::new(Signal::Traces, common::spans_batch(spans))
 }
 
 /// Scenario: one task inserts 200 batches while another flushes repeatedly and a third counts

@@ -97,12 +97,9 @@ async fn export<R: ExportRequest>(
             );
         }
     };
-    let (protocol, labels) = match encoding {
-        Encoding::Protobuf => (
-            Protocol::HttpProtobuf,
-            [R::SIGNAL.as_str(), "http_protobuf"],
-        ),
-        Encoding::Json => (Protocol::HttpJson, [R::SIGNAL.as_str(), "http_json"]),
+    let protocol = match encoding {
+        Encoding::Protobuf => Protocol::HttpProtobuf,
+        Encoding::Json => Protocol::HttpJson,
     };
     let content_encoding = headers
         .get(header::CONTENT_ENCODING)
@@ -110,12 +107,7 @@ async fn export<R: ExportRequest>(
     let raw = match decompress(content_encoding, &body, state.max_body) {
         Ok(raw) => raw,
         Err(e) => {
-            state
-                .intake
-                .metrics()
-                .malformed
-                .with_label_values(&labels)
-                .inc();
+            state.intake.malformed(R::SIGNAL, protocol);
             let (http, code) = match e {
                 DecompressError::TooLarge { .. } => {
                     (StatusCode::PAYLOAD_TOO_LARGE, RESOURCE_EXHAUSTED)
@@ -137,12 +129,7 @@ async fn export<R: ExportRequest>(
     let request = match decoded {
         Ok(r) => r,
         Err(message) => {
-            state
-                .intake
-                .metrics()
-                .malformed
-                .with_label_values(&labels)
-                .inc();
+            state.intake.malformed(R::SIGNAL, protocol);
             return status_response(encoding, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, message);
         }
     };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::request::ExportRequest;
 use crate::convert::ConvertError;
 use crate::queue::{QueueFull, QueueSender};
-use crate::signal::SignalBatch;
+use crate::signal::{Signal, SignalBatch};
 use crate::telemetry::CollectorMetrics;
 
 /// The protocol a request arrived over, for metrics labels.
@@ -82,9 +82,12 @@ impl Intake {
         }
     }
 
-    /// The metrics this intake records into.
-    pub fn metrics(&self) -> &CollectorMetrics {
-        &self.metrics
+    /// Counts a request that could not be decoded.
+    pub fn malformed(&self, signal: Signal, protocol: Protocol) {
+        self.metrics
+            .malformed
+            .with_label_values(&[signal.as_str(), protocol.as_str()])
+            .inc();
     }
 
     /// Converts and queues a request; the whole request is queued or none of it is.
