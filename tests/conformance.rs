@@ -123,6 +123,18 @@ async fn gzip_bomb_gets_413_without_inflating() {
     assert!(peak > 0 && peak < 400 * 1024, "peak RSS {peak} KiB");
 }
 
+/// Scenario: an uncompressed body just over the 64 MiB limit.
+/// Guarantees: 413 with a google.rpc.Status body, like every other refusal.
+#[tokio::test]
+async fn oversized_raw_body_gets_413_with_status() {
+    let (_dir, m) = standalone();
+    let r = post_protobuf(&m.http_url(), "/v1/logs", vec![0u8; (64 << 20) + 1]).await;
+    assert_eq!(r.status(), 413);
+    let status = tonic_types::Status::decode(r.bytes().await.unwrap()).unwrap();
+    assert_eq!(status.code, 8);
+    assert!(status.message.contains("exceeds"), "{}", status.message);
+}
+
 /// Scenario: gzip-encoded OTLP/HTTP with a chunked body (as Traefik sends).
 /// Guarantees: accepted and stored.
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,7 +33,7 @@ pub fn router(intake: Intake, max_body: usize) -> Router {
         .route("/v1/traces", post(export::<ExportTraceServiceRequest>))
         .route("/v1/metrics", post(export::<ExportMetricsServiceRequest>))
         .route("/v1/logs", post(export::<ExportLogsServiceRequest>))
-        .layer(DefaultBodyLimit::max(max_body))
+        .layer(DefaultBodyLimit::disable())
         .with_state(HttpState { intake, max_body })
 }
 
@@ -71,7 +71,7 @@ const UNAVAILABLE: i32 = 14;
 async fn export<R: ExportRequest>(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -100,6 +100,27 @@ async fn export<R: ExportRequest>(
     let protocol = match encoding {
         Encoding::Protobuf => Protocol::HttpProtobuf,
         Encoding::Json => Protocol::HttpJson,
+    };
+    // Read the body ourselves (not with the `Bytes` extractor) so an oversized body gets the same
+    // google.rpc.Status answer as every other error.
+    let body: Bytes = match axum::body::to_bytes(body, state.max_body).await {
+        Ok(b) => b,
+        Err(e) => {
+            state.intake.malformed(R::SIGNAL, protocol);
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let (http, code, message) = if too_large {
+                let m = format!("request body exceeds {} bytes", state.max_body);
+                (StatusCode::PAYLOAD_TOO_LARGE, RESOURCE_EXHAUSTED, m)
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    INVALID_ARGUMENT,
+                    format!("reading the request body: {e}"),
+                )
+            };
+            return status_response(encoding, http, code, message);
+        }
     };
     let content_encoding = headers
         .get(header::CONTENT_ENCODING)
