@@ -40,9 +40,13 @@ pub async fn shutdown_signal() {
 pub async fn standalone(config: MeridianConfig) -> anyhow::Result<()> {
     let registry = Registry::new();
     let analyzer = config.analyzer.open(&config.data_dir(), &registry)?;
-    let sink = analyzer.sink();
-    let analyzer = analyzer.serve().await?;
-    let collector = config.collector.start(sink, &registry).await?;
+    // The in-process sink writes straight into the store, so the collector can start first and
+    // the analyzer's /readyz can include the collector's readiness.
+    let collector = config.collector.start(analyzer.sink(), &registry).await?;
+    let analyzer = analyzer
+        .with_ready_check(collector.ready.clone())
+        .serve()
+        .await?;
     println!(
         "meridian standalone: OTLP gRPC {} · OTLP HTTP {} · SQL http://{}/api/v1/sql · data {}",
         collector.grpc_addr,
@@ -77,7 +81,7 @@ pub async fn collector(config: MeridianConfig) -> anyhow::Result<()> {
     let admin_addr = admin.local_addr()?;
     let stop = tokio_util::sync::CancellationToken::new();
     let admin_task = tokio::spawn({
-        let router = meridian_collector::admin::router(registry.clone());
+        let router = meridian_collector::admin::router(registry.clone(), collector.ready.clone());
         let stop = stop.clone();
         async move { axum_serve(admin, router, stop).await }
     });

@@ -75,6 +75,35 @@ async fn backpressure_then_delivery_over_the_network_path() {
         .expect("RetryInfo in the status details");
     assert!(retry.retry_delay.is_some());
 
+    // Operators see it: not ready (the sink fails), refusals counted in /metrics.
+    let admin = format!("http://{}", collector.api);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready = reqwest::get(format!("{admin}/readyz")).await.unwrap();
+        // Not ready from the start: first the queue is full, then the first delivery fails too.
+        assert_eq!(ready.status(), 503);
+        if ready.text().await.unwrap().contains("sink is unavailable") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readyz never reported the failing sink"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = reqwest::get(format!("{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refused = metrics
+        .lines()
+        .find(|l| l.starts_with("meridian_collector_refused_requests_total{protocol=\"http_protobuf\",signal=\"traces\"}"))
+        .unwrap_or_else(|| panic!("no refusal counter in:\n{metrics}"));
+    assert!(!refused.ends_with(" 0"), "{refused}");
+    assert!(metrics.contains("meridian_collector_sink_up 0"));
+
     // The analyzer comes up: the collector's retries deliver everything accepted, once.
     let analyzer = Meridian::start_on("analyzer", analyzer_dir.path(), &analyzer_addr, &[]);
     let q = "SELECT count(*) AS n FROM spans WHERE service_name = 'bp'";
@@ -88,6 +117,25 @@ async fn backpressure_then_delivery_over_the_network_path() {
     );
     let regions = common::sql(analyzer.api, "SELECT DISTINCT region FROM spans").await;
     assert_eq!(regions, vec![serde_json::json!({"region": "eu-west-1"})]);
+
+    // Ready again once deliveries succeed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reqwest::get(format!("{admin}/readyz"))
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "collector never became ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = reqwest::get(format!("http://{}/readyz", analyzer.api))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
 
     // With room again, new requests succeed and flow through.
     let r = post_protobuf(

@@ -42,6 +42,7 @@ pub struct Analyzer {
     store: Arc<Store>,
     engine: Arc<QueryEngine>,
     registry: Registry,
+    extra_ready: Option<meridian_collector::admin::ReadyCheck>,
 }
 
 /// A serving analyzer.
@@ -69,6 +70,7 @@ impl AnalyzerConfig {
             store,
             engine: Arc::new(engine),
             registry: registry.clone(),
+            extra_ready: None,
         })
     }
 }
@@ -89,11 +91,31 @@ impl Analyzer {
         Arc::clone(&self.store)
     }
 
+    /// The analyzer's readiness: its store is keeping up; plus `extra` (standalone adds the
+    /// collector's).
+    pub fn ready_check(&self) -> meridian_collector::admin::ReadyCheck {
+        let store = Arc::clone(&self.store);
+        let extra = self.extra_ready.clone();
+        Arc::new(move || {
+            store.ready()?;
+            extra.as_ref().map_or(Ok(()), |check| check())
+        })
+    }
+
+    /// Adds a readiness condition (standalone: the in-process collector's).
+    pub fn with_ready_check(mut self, check: meridian_collector::admin::ReadyCheck) -> Self {
+        self.extra_ready = Some(check);
+        self
+    }
+
     /// All HTTP routes: SQL, ingest and the operator endpoints.
     pub fn router(&self) -> Router {
         query::http::router(Arc::clone(&self.engine))
             .merge(ingest::router(Arc::clone(&self.store)))
-            .merge(meridian_collector::admin::router(self.registry.clone()))
+            .merge(meridian_collector::admin::router(
+                self.registry.clone(),
+                self.ready_check(),
+            ))
     }
 
     /// Binds the HTTP API and starts the flusher.

@@ -1,27 +1,49 @@
 //! The small HTTP API every Meridian process serves for operators: `/healthz`, `/readyz`, `/metrics`.
 
+use std::sync::Arc;
+
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use prometheus::Registry;
 
-/// Routes `/healthz` (process alive), `/readyz` (listeners up) and `/metrics` (Prometheus text).
-pub fn router(registry: Registry) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(|| async { "ready\n" }))
-        .route("/metrics", get(metrics))
-        .with_state(registry)
+/// Says whether the process can take traffic now, and if not, why.
+pub type ReadyCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+#[derive(Clone)]
+struct AdminState {
+    registry: Registry,
+    ready: ReadyCheck,
 }
 
-async fn metrics(State(registry): State<Registry>) -> impl IntoResponse {
+/// Routes `/healthz` (process alive), `/readyz` (`ready` decides: 200, or 503 with the reason)
+/// and `/metrics` (Prometheus text).
+pub fn router(registry: Registry, ready: ReadyCheck) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(AdminState { registry, ready })
+}
+
+async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    match (state.ready)() {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        ),
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        crate::telemetry::render(&registry),
+        crate::telemetry::render(&state.registry),
     )
 }

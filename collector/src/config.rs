@@ -58,6 +58,8 @@ impl Default for CollectorConfig {
 
 /// A started collector.
 pub struct RunningCollector {
+    /// Whether the collector can take traffic: its sink is delivering and its queue has room.
+    pub ready: crate::admin::ReadyCheck,
     /// Bound OTLP/gRPC address (the real port when configured with port 0).
     pub grpc_addr: SocketAddr,
     /// Bound OTLP/HTTP address.
@@ -128,6 +130,23 @@ impl CollectorConfig {
             }
         });
 
+        let ready: crate::admin::ReadyCheck = {
+            let (sink_up, queue_rows) = (metrics.sink_up.clone(), metrics.queue_rows.clone());
+            // Nearly full: stop sending new clients here before they start getting refusals.
+            let threshold = (self.queue_capacity_rows as f64 * 0.9) as i64;
+            std::sync::Arc::new(move || {
+                if sink_up.get() == 0 {
+                    Err("the sink is unavailable; accepted data is being retried".into())
+                } else if queue_rows.get() >= threshold {
+                    Err(format!(
+                        "the queue holds {} rows, over 90% of its capacity",
+                        queue_rows.get()
+                    ))
+                } else {
+                    Ok(())
+                }
+            })
+        };
         let forwarder = tokio::spawn(forward::run(
             self.forward.clone(),
             rx,
@@ -137,6 +156,7 @@ impl CollectorConfig {
         ));
         tracing::info!(region = %self.region, %grpc_addr, %http_addr, "collector listening for OTLP");
         Ok(RunningCollector {
+            ready,
             grpc_addr,
             http_addr,
             stop_receivers,

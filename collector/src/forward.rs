@@ -147,6 +147,7 @@ impl Delivery<'_> {
                 .await
             {
                 Ok(()) => {
+                    metrics.sink_up.set(1);
                     metrics
                         .forwarded_rows
                         .with_label_values(&[signal.as_str()])
@@ -162,6 +163,7 @@ impl Delivery<'_> {
                     break;
                 }
                 Err(SinkError::Unavailable(reason)) => {
+                    metrics.sink_up.set(0);
                     metrics
                         .forward_errors
                         .with_label_values(&[sink.name()])

@@ -15,6 +15,8 @@ pub struct CollectorMetrics {
     pub malformed: IntCounterVec,
     /// Rows waiting in the queue for the sink.
     pub queue_rows: IntGauge,
+    /// 1 while the last delivery to the sink succeeded (or none was tried), 0 while it fails.
+    pub sink_up: IntGauge,
     /// Rows delivered to the sink, by signal.
     pub forwarded_rows: IntCounterVec,
     /// Failed delivery attempts (retried), by sink.
@@ -43,6 +45,12 @@ impl CollectorMetrics {
             "Rows waiting in the forwarding queue",
         )?;
         registry.register(Box::new(queue_rows.clone()))?;
+        let sink_up = IntGauge::new(
+            "meridian_collector_sink_up",
+            "1 while deliveries to the sink succeed",
+        )?;
+        sink_up.set(1);
+        registry.register(Box::new(sink_up.clone()))?;
         Ok(Self {
             received: counter(
                 registry,
@@ -69,6 +77,7 @@ impl CollectorMetrics {
                 sp,
             )?,
             queue_rows,
+            sink_up,
             forwarded_rows: counter(
                 registry,
                 "meridian_collector_forwarded_rows_total",

@@ -136,6 +136,20 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the store takes new batches: no table is at `max_hot_rows`.
+    pub fn ready(&self) -> Result<(), String> {
+        for (signal, table) in &self.tables {
+            let hot = table.hot_rows();
+            if hot >= self.config.max_hot_rows {
+                return Err(format!(
+                    "table `{}` has {hot} rows waiting to be flushed",
+                    signal.table()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Writes a table's hot rows to Parquet and swaps them for the new files.
     pub async fn flush(&self, signal: Signal) -> Result<(), StoreError> {
         let _guard = self.flush_locks[&signal].lock().await;
