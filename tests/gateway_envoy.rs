@@ -3,21 +3,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
-use axum::routing::get;
-use common::{count, free_port, sql, wait_for_count, Meridian};
-
-struct Envoy(Child);
-
-impl Drop for Envoy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{count, free_port, sql, wait_for_count, KillOnDrop, Meridian};
 
 fn envoy_binary() -> String {
     std::env::var("MERIDIAN_ENVOY_BIN").unwrap_or_else(|_| {
@@ -34,15 +23,7 @@ async fn envoy_traces_access_logs_and_stats_arrive() {
     let dir = tempfile::tempdir().unwrap();
     let meridian = Meridian::start("standalone", dir.path(), &["--region", "us-east-1"]);
 
-    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream_port = upstream.local_addr().unwrap().port();
-    let app = axum::Router::new()
-        .route("/api/items/{id}", get(|| async { "ok" }))
-        .route(
-            "/api/fail",
-            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }),
-        );
-    tokio::spawn(async move { axum::serve(upstream, app).await });
+    let upstream_port = common::upstream().await;
 
     let listen_port = free_port();
     let config = include_str!("fixtures/envoy.yaml")
@@ -52,7 +33,7 @@ async fn envoy_traces_access_logs_and_stats_arrive() {
         .replace("@OTLP_PORT@", &meridian.grpc.unwrap().port().to_string());
     let config_path = dir.path().join("envoy.yaml");
     std::fs::write(&config_path, config).unwrap();
-    let _envoy = Envoy(
+    let _envoy = KillOnDrop(
         Command::new(envoy_bin)
             .arg("-c")
             .arg(&config_path)

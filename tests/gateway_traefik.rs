@@ -3,21 +3,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
-use axum::routing::get;
-use common::{count, free_port, sql, wait_for_count, Meridian};
-
-struct Traefik(Child);
-
-impl Drop for Traefik {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{count, free_port, sql, wait_for_count, KillOnDrop, Meridian};
 
 /// Scenario: 13 requests through Traefik — 10 answered 200, 3 answered 503 by the upstream.
 /// Guarantees: Traefik's server spans arrive over HTTP with method, path and status, exactly once
@@ -30,15 +19,7 @@ async fn traefik_traces_metrics_and_access_logs_arrive() {
     let dir = tempfile::tempdir().unwrap();
     let meridian = Meridian::start("standalone", dir.path(), &["--region", "eu-west-1"]);
 
-    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream_port = upstream.local_addr().unwrap().port();
-    let app = axum::Router::new()
-        .route("/api/items/{id}", get(|| async { "ok" }))
-        .route(
-            "/api/fail",
-            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }),
-        );
-    tokio::spawn(async move { axum::serve(upstream, app).await });
+    let upstream_port = common::upstream().await;
 
     let dynamic = format!(
         "http:\n  routers:\n    api:\n      rule: \"PathPrefix(`/api`)\"\n      service: up\n      entryPoints: [web]\n  \
@@ -49,7 +30,7 @@ async fn traefik_traces_metrics_and_access_logs_arrive() {
     let listen_port = free_port();
     let http = meridian.http_url();
     let grpc = meridian.grpc.unwrap();
-    let _traefik = Traefik(
+    let _traefik = KillOnDrop(
         Command::new(traefik_bin)
             .args([
                 "--global.checkNewVersion=false".to_owned(),

@@ -228,3 +228,32 @@ pub async fn post_protobuf(base: &str, path: &str, body: Vec<u8>) -> reqwest::Re
         .await
         .expect("OTLP/HTTP request")
 }
+
+/// A child process (a gateway) killed when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the upstream the gateways route to: `/api/items/{id}` answers 200, `/api/fail` 503.
+/// Returns its port.
+pub async fn upstream() -> u16 {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding the upstream");
+    let port = listener.local_addr().expect("upstream address").port();
+    let app = axum::Router::new()
+        .route("/api/items/{id}", get(|| async { "ok" }))
+        .route(
+            "/api/fail",
+            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
