@@ -121,20 +121,13 @@ impl Analyzer {
     /// Binds the HTTP API and starts the flusher.
     pub async fn serve(self) -> Result<RunningAnalyzer, AnalyzerError> {
         let addr = self.config.http_addr;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| AnalyzerError::Bind {
-                what: "HTTP API",
-                addr,
-                source,
-            })?;
-        let http_addr = listener
-            .local_addr()
-            .map_err(|source| AnalyzerError::Bind {
-                what: "HTTP API",
-                addr,
-                source,
-            })?;
+        let error = |source| AnalyzerError::Bind {
+            what: "HTTP API",
+            addr,
+            source,
+        };
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(error)?;
+        let http_addr = listener.local_addr().map_err(error)?;
         let stop_http = CancellationToken::new();
         let stop_flusher = CancellationToken::new();
         let router = self.router();

@@ -2,8 +2,6 @@
 
 mod common;
 
-use arrow::array::AsArray;
-use arrow::datatypes::Int64Type;
 use axum::body::Body;
 use axum::http::Request;
 use meridian_analyzer::AnalyzerConfig;
@@ -46,16 +44,8 @@ async fn retried_batches_are_stored_once() {
         let response = router.clone().oneshot(post(sequence)).await.unwrap();
         assert_eq!(response.status(), 204);
     }
-    let result = analyzer
-        .engine()
-        .query("SELECT count(*) FROM spans")
-        .await
-        .unwrap();
     assert_eq!(
-        result.batches[0]
-            .column(0)
-            .as_primitive::<Int64Type>()
-            .value(0),
+        common::count(&analyzer.engine(), "SELECT count(*) FROM spans").await,
         9,
         "sequences 1, 2, 3 once each"
     );

@@ -92,16 +92,8 @@ async fn flushing_never_loses_or_duplicates_rows_under_queries() {
     let reopened = AnalyzerConfig::default()
         .open(dir.path(), &prometheus::Registry::new())
         .unwrap();
-    let result = reopened
-        .engine()
-        .query("SELECT count(*) AS n FROM spans")
-        .await
-        .unwrap();
     assert_eq!(
-        result.batches[0]
-            .column(0)
-            .as_primitive::<Int64Type>()
-            .value(0),
+        common::count(&reopened.engine(), "SELECT count(*) AS n FROM spans").await,
         10_000
     );
     assert_eq!(
@@ -112,12 +104,5 @@ async fn flushing_never_loses_or_duplicates_rows_under_queries() {
     let first_hour =
         "SELECT count(*) AS n FROM spans WHERE time >= to_timestamp_nanos(1700000000000000000) \
                       AND time < to_timestamp_nanos(1700003600000000000)";
-    let result = reopened.engine().query(first_hour).await.unwrap();
-    assert_eq!(
-        result.batches[0]
-            .column(0)
-            .as_primitive::<Int64Type>()
-            .value(0),
-        5_000
-    );
+    assert_eq!(common::count(&reopened.engine(), first_hour).await, 5_000);
 }

@@ -70,10 +70,15 @@ pub struct RunningCollector {
     forwarder: JoinHandle<()>,
 }
 
-async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, CollectorError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| CollectorError::Bind { what, addr, source })
+/// Binds `addr` and reads back the bound address (the real port when `addr` has port 0).
+async fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), CollectorError> {
+    let error = |source| CollectorError::Bind { what, addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let bound = listener.local_addr().map_err(error)?;
+    Ok((listener, bound))
 }
 
 impl CollectorConfig {
@@ -87,22 +92,8 @@ impl CollectorConfig {
         let (queue, rx) = queue::bounded(self.queue_capacity_rows, metrics.clone());
         let intake = Intake::new(&self.region, queue, metrics.clone(), self.retry_after);
 
-        let grpc_listener = bind("OTLP/gRPC", self.otlp_grpc_addr).await?;
-        let http_listener = bind("OTLP/HTTP", self.otlp_http_addr).await?;
-        let grpc_addr = grpc_listener
-            .local_addr()
-            .map_err(|source| CollectorError::Bind {
-                what: "OTLP/gRPC",
-                addr: self.otlp_grpc_addr,
-                source,
-            })?;
-        let http_addr = http_listener
-            .local_addr()
-            .map_err(|source| CollectorError::Bind {
-                what: "OTLP/HTTP",
-                addr: self.otlp_http_addr,
-                source,
-            })?;
+        let (grpc_listener, grpc_addr) = bind("OTLP/gRPC", self.otlp_grpc_addr).await?;
+        let (http_listener, http_addr) = bind("OTLP/HTTP", self.otlp_http_addr).await?;
 
         let stop_receivers = CancellationToken::new();
         let stop_forwarding = CancellationToken::new();

@@ -58,8 +58,7 @@ impl QueueSender {
     /// A batch larger than the whole queue is let in when the queue is empty, so that one big
     /// request can never be refused forever.
     pub fn try_send(&self, batch: SignalBatch) -> Result<(), QueueFull> {
-        let rows = batch.rows().clamp(1, self.capacity);
-        let permits = u32::try_from(rows).unwrap_or(u32::MAX);
+        let permits = self.permits(batch.rows());
         let permit = Arc::clone(&self.room)
             .try_acquire_many_owned(permits)
             .map_err(|_| QueueFull {
@@ -73,8 +72,20 @@ impl QueueSender {
             })
     }
 
-    /// Rows the queue can hold.
-    pub fn capacity(&self) -> usize {
-        self.capacity
+    /// Whether `rows` rows would fit now: a cheap check before the work of building them
+    /// (`try_send` still decides).
+    pub fn check_room(&self, rows: usize) -> Result<(), QueueFull> {
+        if self.room.available_permits() >= self.permits(rows) as usize {
+            Ok(())
+        } else {
+            Err(QueueFull {
+                capacity: self.capacity,
+            })
+        }
+    }
+
+    /// Room a batch of `rows` rows takes (see `try_send` for why it is capped at the capacity).
+    fn permits(&self, rows: usize) -> u32 {
+        u32::try_from(rows.clamp(1, self.capacity)).unwrap_or(u32::MAX)
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Float64Type, Int64Type};
+use arrow::datatypes::Float64Type;
 use meridian_analyzer::query::QueryEngine;
 
 /// The SQL behind the table: the last `window` seconds of gateway server spans, per region.
@@ -14,8 +14,7 @@ pub fn live_query(window_secs: u64) -> String {
            CAST(count(*) AS DOUBLE) / {window_secs} AS rps, \
            100.0 * avg(CASE WHEN http_response_status_code >= 500 THEN 1.0 ELSE 0.0 END) AS error_pct, \
            approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ns) / 1e6 AS p50_ms, \
-           approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ns) / 1e6 AS p99_ms, \
-           count(*) AS requests \
+           approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ns) / 1e6 AS p99_ms \
          FROM spans \
          WHERE kind = 'server' AND time > now() - INTERVAL '{window_secs} seconds' \
          GROUP BY region ORDER BY region"
@@ -53,7 +52,6 @@ pub async fn print_loop(
                     let err = batch.column(2).as_primitive::<Float64Type>();
                     let p50 = batch.column(3).as_primitive::<Float64Type>();
                     let p99 = batch.column(4).as_primitive::<Float64Type>();
-                    let _n = batch.column(5).as_primitive::<Int64Type>();
                     for i in 0..batch.num_rows() {
                         let flag = if err.value(i) > 5.0 || p99.value(i) > 1000.0 {
                             "  ⚠"

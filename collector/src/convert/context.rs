@@ -172,7 +172,7 @@ impl<'a> ContextReader<'a> {
 }
 
 /// Groups consecutive rows by context: yields (context, row range) runs in order.
-pub fn runs(
+fn runs(
     reader: &ContextReader<'_>,
     rows: usize,
 ) -> Result<Vec<(Context, std::ops::Range<usize>)>, ConvertError> {

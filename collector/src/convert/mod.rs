@@ -13,7 +13,6 @@ mod nested;
 mod promoted;
 mod traces;
 
-pub use attributes::{find as find_attribute, render as render_value};
 pub use logs::{logs_from_arrow, logs_to_arrow};
 pub use metrics::{metrics_from_arrow, metrics_to_arrow};
 pub use traces::{traces_from_arrow, traces_to_arrow};

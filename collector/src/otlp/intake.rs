@@ -97,19 +97,24 @@ impl Intake {
         protocol: Protocol,
     ) -> Result<Accepted, IntakeError> {
         let labels = [R::SIGNAL.as_str(), protocol.as_str()];
+        let refuse = |source| {
+            self.metrics.refused.with_label_values(&labels).inc();
+            IntakeError::Overloaded {
+                source,
+                retry_after: self.retry_after,
+            }
+        };
+        // Under overload, do not spend CPU converting a request only to refuse it.
+        let items = request.items();
+        if items > 0 {
+            self.queue.check_room(items).map_err(refuse)?;
+        }
         let converted = request.to_arrow(&self.region)?;
         let rows = converted.batch.num_rows();
         if rows > 0 {
-            if let Err(source) = self
-                .queue
+            self.queue
                 .try_send(SignalBatch::new(R::SIGNAL, converted.batch))
-            {
-                self.metrics.refused.with_label_values(&labels).inc();
-                return Err(IntakeError::Overloaded {
-                    source,
-                    retry_after: self.retry_after,
-                });
-            }
+                .map_err(refuse)?;
         }
         self.metrics
             .received
