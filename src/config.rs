@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use meridian_analyzer::AnalyzerConfig;
+use meridian_collector::kafka::KafkaConfig;
 use meridian_collector::sink::network::NetworkSinkConfig;
 use meridian_collector::CollectorConfig;
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,8 @@ pub struct MeridianConfig {
     pub network_sink: NetworkSinkConfig,
     /// The central analyzer.
     pub analyzer: AnalyzerConfig,
+    /// Kafka between collectors and analyzers (used when `brokers` is set).
+    pub kafka: KafkaConfig,
 }
 
 /// Overrides given on the command line or in the environment.
@@ -48,6 +51,12 @@ pub struct Overrides {
     /// Rows the collector queue holds before answering with backpressure.
     #[arg(long, env = "MERIDIAN_QUEUE_CAPACITY_ROWS", global = true)]
     pub queue_capacity_rows: Option<usize>,
+    /// Kafka bootstrap servers, HOST:PORT[,...]: collector and analyzer then go through Kafka.
+    #[arg(long, env = "MERIDIAN_KAFKA_BROKERS", global = true)]
+    pub kafka_brokers: Option<String>,
+    /// Bytes the collector's disk buffer may take before receivers answer with backpressure.
+    #[arg(long, env = "MERIDIAN_BUFFER_MAX_BYTES", global = true)]
+    pub buffer_max_bytes: Option<u64>,
 }
 
 impl MeridianConfig {
@@ -71,6 +80,12 @@ impl MeridianConfig {
         }
         if let Some(q) = overrides.queue_capacity_rows {
             config.collector.queue_capacity_rows = q;
+        }
+        if let Some(b) = &overrides.kafka_brokers {
+            config.kafka.brokers = b.clone();
+        }
+        if let Some(b) = overrides.buffer_max_bytes {
+            config.collector.buffer.max_bytes = b;
         }
         Ok(config)
     }

@@ -5,6 +5,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use prometheus::Registry;
 
+use meridian_collector::buffer::BufferKind;
+use meridian_collector::sink::kafka::KafkaSink;
+use meridian_collector::sink::Sink;
+use meridian_collector::Signal;
+
 use crate::config::MeridianConfig;
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
@@ -60,15 +65,42 @@ pub async fn standalone(config: MeridianConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A regional collector forwarding over the network to an analyzer.
-pub async fn collector(config: MeridianConfig) -> anyhow::Result<()> {
+/// A regional collector forwarding to Kafka (when brokers are configured) or straight to an
+/// analyzer over HTTP, through its disk buffer by default.
+pub async fn collector(mut config: MeridianConfig) -> anyhow::Result<()> {
     let registry = Registry::new();
-    let sink = Arc::new(
-        config
+    let (sink, destination): (Arc<dyn Sink>, String) = if config.kafka.enabled() {
+        let topics: Vec<&str> = Signal::ALL
+            .iter()
+            .map(|s| config.kafka.topics.of(*s))
+            .collect();
+        if let Err(e) = config.kafka.ensure_topics(&topics).await {
+            // The broker may be down now; the disk buffer holds the data until it is back.
+            tracing::warn!(error = %e, "could not make sure the Kafka topics exist");
+        }
+        let sink = KafkaSink::new(&config.kafka, &config.collector.region)
+            .context("building the Kafka sink")?;
+        (Arc::new(sink), format!("kafka {}", config.kafka.brokers))
+    } else {
+        let sink = config
             .network_sink
             .build()
-            .context("building the network sink")?,
-    );
+            .context("building the network sink")?;
+        (Arc::new(sink), config.network_sink.url.clone())
+    };
+    let buffer = &mut config.collector.buffer;
+    if buffer.kind == BufferKind::Auto {
+        buffer.kind = BufferKind::Disk;
+    }
+    if buffer.dir.is_none() {
+        buffer.dir = Some(
+            config
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| "meridian-data".into())
+                .join("buffer"),
+        );
+    }
     let collector = config.collector.start(sink, &registry).await?;
     let admin = tokio::net::TcpListener::bind(config.collector.http_addr)
         .await
@@ -87,7 +119,7 @@ pub async fn collector(config: MeridianConfig) -> anyhow::Result<()> {
     });
     println!(
         "meridian collector [{}]: OTLP gRPC {} · OTLP HTTP {} · health/metrics http://{} · forwarding to {}",
-        config.collector.region, collector.grpc_addr, collector.http_addr, admin_addr, config.network_sink.url
+        config.collector.region, collector.grpc_addr, collector.http_addr, admin_addr, destination
     );
     shutdown_signal().await;
     collector.shutdown().await;
@@ -112,15 +144,18 @@ async fn axum_serve(
 /// The central analyzer: ingest from collectors, SQL for users.
 pub async fn analyzer(config: MeridianConfig) -> anyhow::Result<()> {
     let registry = Registry::new();
-    let analyzer = config
-        .analyzer
-        .open(&config.data_dir(), &registry)?
-        .serve()
-        .await?;
+    let mut analyzer = config.analyzer.open(&config.data_dir(), &registry)?;
+    let mut source = String::new();
+    if config.kafka.enabled() {
+        analyzer = analyzer.with_kafka(config.kafka.clone());
+        source = format!(" · consuming kafka {}", config.kafka.brokers);
+    }
+    let analyzer = analyzer.serve().await?;
     println!(
-        "meridian analyzer: SQL http://{}/api/v1/sql · ingest http://{}/api/v1/ingest · data {}",
+        "meridian analyzer: SQL http://{}/api/v1/sql · ingest http://{}/api/v1/ingest{} · data {}",
         analyzer.http_addr,
         analyzer.http_addr,
+        source,
         config.data_dir().display()
     );
     shutdown_signal().await;

@@ -10,10 +10,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::Trac
 use prost::Message;
 use tonic_types::StatusExt;
 
-/// Scenario: a collector whose analyzer is down, with a 5-row queue; clients keep sending; then
-/// the analyzer starts.
-/// Guarantees: once full, HTTP answers 503 with Retry-After and a Status body, gRPC answers
-/// UNAVAILABLE with RetryInfo; every accepted span reaches the analyzer exactly once.
+/// Scenario: a collector whose analyzer is down, with a 30 kB disk buffer; clients keep sending;
+/// then the analyzer starts.
+/// Guarantees: once the buffer is full, HTTP answers 503 with Retry-After and a Status body, gRPC
+/// answers UNAVAILABLE with RetryInfo; every accepted span reaches the analyzer exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backpressure_then_delivery_over_the_network_path() {
     let analyzer_dir = tempfile::tempdir().unwrap();
@@ -26,8 +26,8 @@ async fn backpressure_then_delivery_over_the_network_path() {
         &[
             "--forward-to",
             &forward,
-            "--queue-capacity-rows",
-            "5",
+            "--buffer-max-bytes",
+            "30000",
             "--region",
             "eu-west-1",
         ],
@@ -59,7 +59,7 @@ async fn backpressure_then_delivery_over_the_network_path() {
             other => panic!("unexpected status {other}"),
         }
     }
-    assert!(http_refused, "the queue never filled");
+    assert!(http_refused, "the buffer never filled");
     assert!(accepted >= 1);
 
     let mut client = TraceServiceClient::connect(collector.grpc_url())
@@ -80,7 +80,7 @@ async fn backpressure_then_delivery_over_the_network_path() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let ready = reqwest::get(format!("{admin}/readyz")).await.unwrap();
-        // Not ready from the start: first the queue is full, then the first delivery fails too.
+        // Not ready from the start: the first delivery fails, and the buffer is full.
         assert_eq!(ready.status(), 503);
         if ready.text().await.unwrap().contains("sink is unavailable") {
             break;

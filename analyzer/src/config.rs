@@ -5,12 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
+use meridian_collector::kafka::KafkaConfig;
 use meridian_collector::sink::Sink;
 use prometheus::Registry;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::consume::KafkaIngest;
 use crate::error::{AnalyzerError, QueryError};
 use crate::ingest::{self, StoreSink};
 use crate::query::{self, QueryEngine};
@@ -42,7 +44,9 @@ pub struct Analyzer {
     store: Arc<Store>,
     engine: Arc<QueryEngine>,
     registry: Registry,
+    metrics: AnalyzerMetrics,
     extra_ready: Option<meridian_collector::admin::ReadyCheck>,
+    kafka: Option<KafkaConfig>,
 }
 
 /// A serving analyzer.
@@ -53,6 +57,8 @@ pub struct RunningAnalyzer {
     stop_flusher: CancellationToken,
     http: JoinHandle<()>,
     flusher: JoinHandle<()>,
+    stop_consumer: CancellationToken,
+    consumer: Option<JoinHandle<KafkaIngest>>,
 }
 
 impl AnalyzerConfig {
@@ -60,7 +66,7 @@ impl AnalyzerConfig {
     pub fn open(&self, data_dir: &Path, registry: &Registry) -> Result<Analyzer, AnalyzerError> {
         let metrics = AnalyzerMetrics::new(registry)?;
         let store = Arc::new(Store::open(data_dir, self.store.clone(), metrics.clone())?);
-        let engine = QueryEngine::new(&store, metrics).map_err(|e| match e {
+        let engine = QueryEngine::new(&store, metrics.clone()).map_err(|e| match e {
             QueryError::Invalid(m) | QueryError::Execution(m) => {
                 AnalyzerError::Store(crate::error::StoreError::Schema(m))
             }
@@ -70,7 +76,9 @@ impl AnalyzerConfig {
             store,
             engine: Arc::new(engine),
             registry: registry.clone(),
+            metrics,
             extra_ready: None,
+            kafka: None,
         })
     }
 }
@@ -108,6 +116,12 @@ impl Analyzer {
         self
     }
 
+    /// Also consume batches from Kafka (`serve` starts the consumer).
+    pub fn with_kafka(mut self, config: KafkaConfig) -> Self {
+        self.kafka = Some(config);
+        self
+    }
+
     /// All HTTP routes: SQL, ingest and the operator endpoints.
     pub fn router(&self) -> Router {
         query::http::router(Arc::clone(&self.engine))
@@ -141,6 +155,16 @@ impl Analyzer {
             }
         });
         let flusher = tokio::spawn(Arc::clone(&self.store).run_flusher(stop_flusher.clone()));
+        let stop_consumer = CancellationToken::new();
+        let consumer = match &self.kafka {
+            Some(kafka) => {
+                let ingest =
+                    KafkaIngest::start(kafka, Arc::clone(&self.store), self.metrics.clone())
+                        .await?;
+                Some(tokio::spawn(ingest.run(stop_consumer.clone())))
+            }
+            None => None,
+        };
         tracing::info!(%http_addr, "analyzer serving SQL on /api/v1/sql");
         Ok(RunningAnalyzer {
             http_addr,
@@ -148,16 +172,27 @@ impl Analyzer {
             stop_flusher,
             http,
             flusher,
+            stop_consumer,
+            consumer,
         })
     }
 }
 
 impl RunningAnalyzer {
-    /// Stops the HTTP API, then flushes every table to Parquet.
+    /// Stops the HTTP API and the Kafka consumer, flushes every table to Parquet, then commits
+    /// the consumed offsets.
     pub async fn shutdown(self) {
         self.stop_http.cancel();
+        self.stop_consumer.cancel();
         let _ = self.http.await;
+        let consumer = match self.consumer {
+            Some(task) => task.await.ok(),
+            None => None,
+        };
         self.stop_flusher.cancel();
         let _ = self.flusher.await;
+        if let Some(consumer) = consumer {
+            consumer.commit_durable();
+        }
     }
 }

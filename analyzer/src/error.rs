@@ -64,6 +64,9 @@ pub enum AnalyzerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The Kafka consumer could not start.
+    #[error("{0}")]
+    Kafka(#[from] crate::consume::ConsumeError),
     /// Metrics could not be registered.
     #[error("registering metrics: {0}")]
     Metrics(#[from] prometheus::Error),

@@ -1,8 +1,7 @@
 //! Batches arriving from collectors: in-process ([`StoreSink`], standalone mode) or over HTTP as
 //! Arrow IPC (`POST /api/v1/ingest/{signal}`, the network sink's endpoint).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -17,7 +16,8 @@ use meridian_collector::sink::{Sink, SinkError};
 use meridian_collector::{ipc, Signal, SignalBatch};
 
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::store::ledger::{BatchKey, Origin};
+use crate::store::{Inserted, Store};
 
 /// The in-process sink: the collector hands batches straight to the store.
 pub struct StoreSink {
@@ -45,25 +45,14 @@ impl Sink for StoreSink {
     }
 }
 
-/// Remembers the last batch stored from each collector, so a retried delivery of a batch that was
-/// stored (but whose response was lost) is acknowledged without being stored twice.
-#[derive(Default)]
-struct Delivered {
-    last: Mutex<HashMap<String, u64>>,
-}
-
 #[derive(Clone)]
 struct IngestState {
     store: Arc<Store>,
-    delivered: Arc<Delivered>,
 }
 
 /// The `/api/v1/ingest/{signal}` route.
 pub fn router(store: Arc<Store>) -> Router {
-    let state = IngestState {
-        store,
-        delivered: Arc::default(),
-    };
+    let state = IngestState { store };
     Router::new()
         .route("/api/v1/ingest/{signal}", post(ingest))
         .layer(DefaultBodyLimit::max(256 << 20))
@@ -71,10 +60,14 @@ pub fn router(store: Arc<Store>) -> Router {
 }
 
 /// The batch id headers, if the sender set both.
-fn batch_id(headers: &HeaderMap) -> Option<(String, u64)> {
+fn batch_id(headers: &HeaderMap) -> Option<BatchKey> {
     let collector = headers.get(COLLECTOR_HEADER)?.to_str().ok()?.to_owned();
     let sequence = headers.get(SEQUENCE_HEADER)?.to_str().ok()?.parse().ok()?;
-    Some((collector, sequence))
+    Some(BatchKey {
+        collector,
+        sequence,
+        part: 0,
+    })
 }
 
 async fn ingest(
@@ -98,23 +91,17 @@ async fn ingest(
                 .into_response()
         }
     };
-    // Held across the check and the insert: a slow original and its retry may arrive together.
-    let mut last = state
-        .delivered
-        .last
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    let id = batch_id(&headers);
-    if let Some((collector, sequence)) = &id {
-        if last.get(collector).is_some_and(|seen| seen >= sequence) {
-            tracing::debug!(%collector, sequence, "batch already stored; acknowledging the retry");
-            return StatusCode::NO_CONTENT.into_response();
-        }
-    }
     // All of a delivery's batches are stored together or not at all, so a retry never
     // duplicates part of it.
-    match store.insert(SignalBatch::from_batches(signal, batches)) {
-        Ok(()) => {}
+    let origin = Origin {
+        kafka: None,
+        batch: batch_id(&headers),
+    };
+    match store.insert_from(SignalBatch::from_batches(signal, batches), origin) {
+        Ok(Inserted::Stored) => {}
+        Ok(Inserted::Repeat) => {
+            tracing::debug!("batch already stored; acknowledging the retry");
+        }
         Err(e @ StoreError::Behind(_)) => {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -124,9 +111,6 @@ async fn ingest(
                 .into_response()
         }
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-    }
-    if let Some((collector, sequence)) = id {
-        last.insert(collector, sequence);
     }
     StatusCode::NO_CONTENT.into_response()
 }

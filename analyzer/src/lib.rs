@@ -1,9 +1,11 @@
 //! Meridian's central analyzer: stores the collectors' Arrow batches (memory, then Parquet) and
 //! answers SQL over them.
 //!
-//! Data flow: [`ingest`] (from collectors) → [`store`] → [`query`] (SQL over HTTP).
+//! Data flow: [`ingest`] (from collectors over HTTP) or [`consume`] (from Kafka) → [`store`] →
+//! [`query`] (SQL over HTTP).
 
 pub mod config;
+pub mod consume;
 pub mod error;
 pub mod ingest;
 pub mod query;

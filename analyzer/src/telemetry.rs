@@ -19,6 +19,12 @@ pub struct AnalyzerMetrics {
     pub queries: IntCounterVec,
     /// SQL query latency in seconds.
     pub query_seconds: HistogramVec,
+    /// Deliveries recognised as repeats and not stored again, by table.
+    pub repeats: IntCounterVec,
+    /// Kafka messages consumed, by topic and outcome (`stored`, `repeat`, `invalid`).
+    pub kafka_messages: IntCounterVec,
+    /// Consumer lag (messages behind the partition's end), by topic and partition.
+    pub kafka_lag: IntGaugeVec,
 }
 
 impl AnalyzerMetrics {
@@ -43,6 +49,14 @@ impl AnalyzerMetrics {
             &["outcome"],
         )?;
         registry.register(Box::new(query_seconds.clone()))?;
+        let kafka_lag = IntGaugeVec::new(
+            Opts::new(
+                "meridian_analyzer_kafka_consumer_lag",
+                "Messages between the consumer's position and the partition's end",
+            ),
+            &["topic", "partition"],
+        )?;
+        registry.register(Box::new(kafka_lag.clone()))?;
         Ok(Self {
             rows_ingested: counter(
                 "meridian_analyzer_ingested_rows_total",
@@ -71,6 +85,17 @@ impl AnalyzerMetrics {
                 &["outcome"],
             )?,
             query_seconds,
+            repeats: counter(
+                "meridian_analyzer_repeated_batches_total",
+                "Deliveries recognised as repeats and not stored again",
+                &["table"],
+            )?,
+            kafka_messages: counter(
+                "meridian_analyzer_kafka_messages_total",
+                "Kafka messages consumed",
+                &["topic", "outcome"],
+            )?,
+            kafka_lag,
         })
     }
 }

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::buffer::{spool, BufferKind, DiskBuffer, DiskBufferConfig};
 use crate::error::CollectorError;
 use crate::forward::{self, ForwardConfig};
 use crate::otlp::{self, grpc::GrpcReceiver, Intake};
@@ -39,6 +40,8 @@ pub struct CollectorConfig {
     pub retry_after: Duration,
     /// Batching and retry of forwarding.
     pub forward: ForwardConfig,
+    /// Where accepted batches wait for the sink: memory, or the durable disk buffer.
+    pub buffer: DiskBufferConfig,
 }
 
 impl Default for CollectorConfig {
@@ -52,6 +55,7 @@ impl Default for CollectorConfig {
             queue_capacity_rows: 262_144,
             retry_after: Duration::from_secs(1),
             forward: ForwardConfig::default(),
+            buffer: DiskBufferConfig::default(),
         }
     }
 }
@@ -67,6 +71,8 @@ pub struct RunningCollector {
     stop_receivers: CancellationToken,
     stop_forwarding: CancellationToken,
     receivers: Vec<JoinHandle<()>>,
+    /// The disk buffer's writer (disk mode only); ends when the receivers are gone.
+    spool: Option<JoinHandle<()>>,
     forwarder: JoinHandle<()>,
 }
 
@@ -82,7 +88,8 @@ async fn bind(
 }
 
 impl CollectorConfig {
-    /// Binds the receivers and starts forwarding to `sink`; metrics go to `registry`.
+    /// Binds the receivers and starts forwarding to `sink`; metrics go to `registry`. With
+    /// `buffer.kind = "disk"`, `buffer.dir` must be set.
     pub async fn start(
         &self,
         sink: Arc<dyn Sink>,
@@ -91,6 +98,18 @@ impl CollectorConfig {
         let metrics = CollectorMetrics::new(registry)?;
         let (queue, rx) = queue::bounded(self.queue_capacity_rows, metrics.clone());
         let intake = Intake::new(&self.region, queue, metrics.clone(), self.retry_after);
+        let disk = match (self.buffer.kind, &self.buffer.dir) {
+            (BufferKind::Disk, Some(dir)) => {
+                Some(DiskBuffer::open(dir, self.buffer.clone(), metrics.clone())?)
+            }
+            (BufferKind::Disk, None) => return Err(CollectorError::BufferDir),
+            _ => None,
+        };
+        let intake = if disk.is_some() {
+            intake.durable()
+        } else {
+            intake
+        };
 
         let (grpc_listener, grpc_addr) = bind("OTLP/gRPC", self.otlp_grpc_addr).await?;
         let (http_listener, http_addr) = bind("OTLP/HTTP", self.otlp_http_addr).await?;
@@ -123,8 +142,13 @@ impl CollectorConfig {
 
         let ready: crate::admin::ReadyCheck = {
             let (sink_up, queue_rows) = (metrics.sink_up.clone(), metrics.queue_rows.clone());
+            let buffer_bytes = metrics.buffer_bytes.clone();
             // Nearly full: stop sending new clients here before they start getting refusals.
             let threshold = (self.queue_capacity_rows as f64 * 0.9) as i64;
+            let buffer_threshold = match disk {
+                Some(_) => (self.buffer.max_bytes as f64 * 0.9) as i64,
+                None => i64::MAX,
+            };
             std::sync::Arc::new(move || {
                 if sink_up.get() == 0 {
                     Err("the sink is unavailable; accepted data is being retried".into())
@@ -133,18 +157,40 @@ impl CollectorConfig {
                         "the queue holds {} rows, over 90% of its capacity",
                         queue_rows.get()
                     ))
+                } else if buffer_bytes.get() >= buffer_threshold {
+                    Err(format!(
+                        "the disk buffer holds {} bytes, over 90% of its capacity",
+                        buffer_bytes.get()
+                    ))
                 } else {
                     Ok(())
                 }
             })
         };
-        let forwarder = tokio::spawn(forward::run(
-            self.forward.clone(),
-            rx,
-            sink,
-            metrics,
-            stop_forwarding.clone(),
-        ));
+        let (spool, forwarder) = match disk {
+            Some(buffer) => {
+                let spool =
+                    tokio::spawn(spool::run(Arc::clone(&buffer), rx, sink.max_batch_bytes()));
+                let drain = tokio::spawn(forward::disk::run(
+                    self.forward.clone(),
+                    buffer,
+                    sink,
+                    metrics,
+                    stop_forwarding.clone(),
+                ));
+                (Some(spool), drain)
+            }
+            None => (
+                None,
+                tokio::spawn(forward::memory::run(
+                    self.forward.clone(),
+                    rx,
+                    sink,
+                    metrics,
+                    stop_forwarding.clone(),
+                )),
+            ),
+        };
         tracing::info!(region = %self.region, %grpc_addr, %http_addr, "collector listening for OTLP");
         Ok(RunningCollector {
             ready,
@@ -153,6 +199,7 @@ impl CollectorConfig {
             stop_receivers,
             stop_forwarding,
             receivers: vec![grpc_task, http_task],
+            spool,
             forwarder,
         })
     }
@@ -160,13 +207,18 @@ impl CollectorConfig {
 
 impl RunningCollector {
     /// Stops accepting requests, then waits until every accepted row is delivered (or, with the
-    /// sink unreachable, until the forwarder's shutdown grace period ends).
+    /// sink unreachable, until the forwarder's shutdown grace period ends; with a disk buffer the
+    /// undelivered rows stay on disk for the next start).
     pub async fn shutdown(self) {
         self.stop_receivers.cancel();
         for task in self.receivers {
             let _ = task.await;
         }
-        // The receivers' senders are gone, so the forwarder drains the queue and ends.
+        // The receivers' senders are gone, so the queue drains: into the disk buffer (whose
+        // writer then ends) or straight to the sink.
+        if let Some(spool) = self.spool {
+            let _ = spool.await;
+        }
         self.stop_forwarding.cancel();
         let _ = self.forwarder.await;
     }

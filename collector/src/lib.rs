@@ -1,14 +1,17 @@
 //! Meridian's regional collector: receives OTLP (gRPC and HTTP), stamps the region, converts to
 //! Arrow record batches in the shared [`schema`], and forwards them through a [`sink::Sink`].
 //!
-//! Data flow: [`otlp`] (receive) → [`convert`] → [`queue`] → [`forward`] → [`sink`].
+//! Data flow: [`otlp`] (receive) → [`convert`] → [`queue`] → [`buffer`] (disk, optional) →
+//! [`forward`] → [`sink`] (in-process, HTTP or Kafka).
 
 pub mod admin;
+pub mod buffer;
 pub mod config;
 pub mod convert;
 pub mod error;
 pub mod forward;
 pub mod ipc;
+pub mod kafka;
 pub mod otlp;
 pub mod queue;
 pub mod schema;

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+
+use crate::buffer::spool::SpoolError;
 
 use crate::signal::SignalBatch;
 use crate::telemetry::CollectorMetrics;
@@ -25,6 +27,8 @@ pub struct Queued {
     pub batch: SignalBatch,
     /// Room taken in the queue; dropping it frees the room.
     pub permit: OwnedSemaphorePermit,
+    /// Told when the batch is safely buffered (disk buffer only); the receiver waits for it.
+    pub done: Option<oneshot::Sender<Result<(), SpoolError>>>,
 }
 
 /// The sending side of the queue, shared by all receivers.
@@ -58,6 +62,25 @@ impl QueueSender {
     /// A batch larger than the whole queue is let in when the queue is empty, so that one big
     /// request can never be refused forever.
     pub fn try_send(&self, batch: SignalBatch) -> Result<(), QueueFull> {
+        self.send(batch, None)
+    }
+
+    /// Enqueues a batch like [`try_send`](Self::try_send); the returned receiver says when the
+    /// disk buffer holds it.
+    pub fn try_send_durable(
+        &self,
+        batch: SignalBatch,
+    ) -> Result<oneshot::Receiver<Result<(), SpoolError>>, QueueFull> {
+        let (tx, rx) = oneshot::channel();
+        self.send(batch, Some(tx))?;
+        Ok(rx)
+    }
+
+    fn send(
+        &self,
+        batch: SignalBatch,
+        done: Option<oneshot::Sender<Result<(), SpoolError>>>,
+    ) -> Result<(), QueueFull> {
         let permits = self.permits(batch.rows());
         let permit = Arc::clone(&self.room)
             .try_acquire_many_owned(permits)
@@ -66,7 +89,11 @@ impl QueueSender {
             })?;
         self.metrics.queue_rows.add(i64::from(permits));
         self.tx
-            .send(Queued { batch, permit })
+            .send(Queued {
+                batch,
+                permit,
+                done,
+            })
             .map_err(|_| QueueFull {
                 capacity: self.capacity,
             })

@@ -87,6 +87,9 @@ pub struct SignalBatch {
     pub batches: Vec<RecordBatch>,
     /// Set by the forwarder on batches it delivers.
     pub id: Option<BatchId>,
+    /// The batches already encoded as an Arrow IPC stream (from the disk buffer), so network
+    /// sinks need not encode them again.
+    pub encoded: Option<bytes::Bytes>,
 }
 
 impl SignalBatch {
@@ -101,6 +104,23 @@ impl SignalBatch {
             signal,
             batches,
             id: None,
+            encoded: None,
+        }
+    }
+
+    /// The same batch, with its IPC encoding attached.
+    pub fn with_encoded(self, encoded: bytes::Bytes) -> Self {
+        Self {
+            encoded: Some(encoded),
+            ..self
+        }
+    }
+
+    /// The batches as one Arrow IPC stream (zstd buffers): the attached encoding, or a new one.
+    pub fn ipc(&self) -> Result<bytes::Bytes, arrow::error::ArrowError> {
+        match &self.encoded {
+            Some(bytes) => Ok(bytes.clone()),
+            None => crate::ipc::encode(&self.batches).map(bytes::Bytes::from),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The collector's own metrics, exposed in Prometheus text format on `/metrics`.
 
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Counters and gauges of the collector; cheap to clone.
 #[derive(Clone)]
@@ -23,6 +23,22 @@ pub struct CollectorMetrics {
     pub forward_errors: IntCounterVec,
     /// Rows given up on at shutdown because the sink stayed unreachable, by signal.
     pub lost_rows: IntCounterVec,
+    /// Records in the disk buffer not yet delivered.
+    pub buffer_records: IntGauge,
+    /// Bytes the disk buffer takes on disk.
+    pub buffer_bytes: IntGauge,
+    /// Age of the oldest record being delivered from the disk buffer, in seconds.
+    pub buffer_oldest_age_seconds: Gauge,
+    /// Bytes of damaged records skipped when opening the disk buffer.
+    pub buffer_damaged_bytes: IntCounter,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: T,
+) -> Result<T, prometheus::Error> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
 }
 
 fn counter(
@@ -93,8 +109,36 @@ impl CollectorMetrics {
             lost_rows: counter(
                 registry,
                 "meridian_collector_lost_rows_total",
-                "Rows dropped at shutdown with the sink unreachable",
+                "Rows dropped: refused by the sink, unreadable, or abandoned at shutdown",
                 &["signal"],
+            )?,
+            buffer_records: register(
+                registry,
+                IntGauge::new(
+                    "meridian_collector_buffer_records",
+                    "Records in the disk buffer not yet delivered",
+                )?,
+            )?,
+            buffer_bytes: register(
+                registry,
+                IntGauge::new(
+                    "meridian_collector_buffer_bytes",
+                    "Bytes the disk buffer takes on disk",
+                )?,
+            )?,
+            buffer_oldest_age_seconds: register(
+                registry,
+                Gauge::new(
+                    "meridian_collector_buffer_oldest_age_seconds",
+                    "Age of the oldest undelivered record in the disk buffer",
+                )?,
+            )?,
+            buffer_damaged_bytes: register(
+                registry,
+                IntCounter::new(
+                    "meridian_collector_buffer_damaged_bytes_total",
+                    "Bytes of damaged buffer records skipped at start-up",
+                )?,
             )?,
         })
     }

@@ -1,4 +1,5 @@
-//! End-to-end ingest: concurrent OTLP clients → standalone pipeline → visible in SQL.
+//! End-to-end ingest: concurrent OTLP clients → pipeline → visible in SQL, in-process or through
+//! Kafka; and freshness, the time from export to visible.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -6,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use meridian_analyzer::AnalyzerConfig;
+use meridian_collector::buffer::BufferKind;
+use meridian_collector::kafka::KafkaConfig;
+use meridian_collector::sink::kafka::KafkaSink;
 use meridian_collector::CollectorConfig;
 use prometheus::Registry;
 use prost::Message;
@@ -13,34 +17,126 @@ use prost::Message;
 use super::payload::trace_request;
 use super::raw_grpc::RawTraceClient;
 
-/// Measures one protocol against a fresh standalone pipeline.
-pub async fn run(
-    protocol: &str,
-    spans: usize,
-    batch: usize,
-    concurrency: usize,
-) -> anyhow::Result<()> {
+/// How the collector reaches the analyzer.
+pub enum Transport {
+    /// The standalone in-process sink (the baseline).
+    InProcess,
+    /// Disk buffer → Kafka at these brokers → consumer.
+    Kafka(String),
+}
+
+impl Transport {
+    fn name(&self) -> &'static str {
+        match self {
+            Transport::InProcess => "in-process",
+            Transport::Kafka(_) => "kafka",
+        }
+    }
+}
+
+/// The load of one measurement.
+pub struct Load<'a> {
+    /// `grpc` or `http`.
+    pub protocol: &'a str,
+    /// Total spans.
+    pub spans: usize,
+    /// Spans per request.
+    pub batch: usize,
+    /// Concurrent clients.
+    pub concurrency: usize,
+}
+
+/// A collector and an analyzer in this process, joined by `transport`.
+struct Pipeline {
+    collector: meridian_collector::RunningCollector,
+    analyzer: meridian_analyzer::RunningAnalyzer,
+    engine: Arc<meridian_analyzer::query::QueryEngine>,
+    dir: std::path::PathBuf,
+}
+
+impl Pipeline {
+    async fn start(transport: &Transport) -> anyhow::Result<Pipeline> {
+        let dir = std::env::temp_dir().join(format!(
+            "meridian-bench-{}-{}",
+            std::process::id(),
+            uuid_like()
+        ));
+        let registry = Registry::new();
+        let mut analyzer_config = AnalyzerConfig::default();
+        analyzer_config.http_addr = "127.0.0.1:0".parse()?;
+        let mut analyzer = analyzer_config.open(&dir.join("analyzer"), &registry)?;
+        let engine = analyzer.engine();
+        let mut collector_config = CollectorConfig {
+            otlp_grpc_addr: "127.0.0.1:0".parse()?,
+            otlp_http_addr: "127.0.0.1:0".parse()?,
+            region: "bench".into(),
+            ..CollectorConfig::default()
+        };
+        let sink: Arc<dyn meridian_collector::sink::Sink> = match transport {
+            Transport::InProcess => analyzer.sink(),
+            Transport::Kafka(brokers) => {
+                let unique = uuid_like();
+                let mut kafka = KafkaConfig {
+                    brokers: brokers.clone(),
+                    group_id: format!("bench-{unique}"),
+                    ..KafkaConfig::default()
+                };
+                kafka.topics.spans = format!("bench-{unique}.spans");
+                kafka.topics.metrics = format!("bench-{unique}.metrics");
+                kafka.topics.logs = format!("bench-{unique}.logs");
+                collector_config.buffer.kind = BufferKind::Disk;
+                collector_config.buffer.dir = Some(dir.join("buffer"));
+                let sink = KafkaSink::new(&kafka, "bench")?;
+                analyzer = analyzer.with_kafka(kafka);
+                Arc::new(sink)
+            }
+        };
+        let analyzer = analyzer.serve().await?;
+        let collector = collector_config.start(sink, &registry).await?;
+        Ok(Pipeline {
+            collector,
+            analyzer,
+            engine,
+            dir,
+        })
+    }
+
+    async fn count(&self, query: &str) -> anyhow::Result<usize> {
+        let result = self.engine.query(query).await?;
+        Ok(result
+            .batches
+            .first()
+            .map(|b| {
+                use arrow::array::AsArray;
+                b.column(0)
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .value(0) as usize
+            })
+            .unwrap_or(0))
+    }
+
+    async fn stop(self) {
+        self.collector.shutdown().await;
+        self.analyzer.shutdown().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A short random token for names that must not collide between runs.
+fn uuid_like() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+/// Measures one protocol through `transport` against a fresh pipeline; returns spans/s.
+pub async fn run(load: &Load<'_>, transport: &Transport) -> anyhow::Result<f64> {
+    let (protocol, spans, batch, concurrency) =
+        (load.protocol, load.spans, load.batch, load.concurrency);
     anyhow::ensure!(
         matches!(protocol, "grpc" | "http"),
         "unknown protocol `{protocol}`: use grpc or http"
     );
-    let dir = std::env::temp_dir().join(format!("meridian-bench-{}", std::process::id()));
-    let registry = Registry::new();
-    let mut analyzer_config = AnalyzerConfig::default();
-    analyzer_config.http_addr.set_port(0);
-    analyzer_config.http_addr.set_ip([127, 0, 0, 1].into());
-    let analyzer = analyzer_config.open(&dir, &registry)?;
-    let engine = analyzer.engine();
-    let sink = analyzer.sink();
-    let analyzer = analyzer.serve().await?;
-    let collector_config = CollectorConfig {
-        otlp_grpc_addr: "127.0.0.1:0".parse()?,
-        otlp_http_addr: "127.0.0.1:0".parse()?,
-        region: "bench".into(),
-        ..CollectorConfig::default()
-    };
-    let collector = collector_config.start(sink, &registry).await?;
-
+    let pipeline = Pipeline::start(transport).await?;
+    let collector = &pipeline.collector;
     let requests = spans.div_ceil(batch);
     let payloads: Arc<Vec<bytes::Bytes>> = Arc::new(
         (0..32)
@@ -109,30 +205,86 @@ pub async fn run(
         }
         let sent = started.elapsed();
         seen += total;
-        loop {
-            let result = engine.query("SELECT count(*) AS n FROM spans").await?;
-            let n = result.batches.first().map(|b| {
-                use arrow::array::AsArray;
-                b.column(0)
-                    .as_primitive::<arrow::datatypes::Int64Type>()
-                    .value(0) as usize
-            });
-            if n.unwrap_or(0) >= seen {
-                break;
-            }
+        while pipeline.count("SELECT count(*) AS n FROM spans").await? < seen {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let visible = started.elapsed();
+        let rate = total as f64 / visible.as_secs_f64();
         println!(
-            "{protocol:>4}: {total} spans in {:.2}s → {:.0} spans/s end to end (accepted in {:.2}s, {} backpressure retries, {concurrency} clients, {batch} spans/request)",
+            "{protocol:>4} {:>10}: {total} spans in {:.2}s → {rate:.0} spans/s end to end (accepted in {:.2}s, {} backpressure retries, {concurrency} clients, {batch} spans/request)",
+            transport.name(),
             visible.as_secs_f64(),
-            total as f64 / visible.as_secs_f64(),
             sent.as_secs_f64(),
             retries.load(Ordering::Relaxed),
         );
+        pipeline.stop().await;
+        Ok(rate)
     }
-    collector.shutdown().await;
-    analyzer.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sends `samples` requests one at a time, each under its own service name, and times each from
+/// the export call until SQL sees all its spans; prints p50/p90/p99.
+pub async fn freshness(transport: &Transport, samples: usize, batch: usize) -> anyhow::Result<()> {
+    let pipeline = Pipeline::start(transport).await?;
+    let grpc = format!("http://{}", pipeline.collector.grpc_addr);
+    let mut client = RawTraceClient::connect(grpc).await?;
+    // Warm up: the first batch pays for topic metadata and the consumer group join.
+    let warm = trace_request_for("warmup", batch, 0);
+    client.export(warm.encode_to_vec().into()).await?;
+    while pipeline
+        .count("SELECT count(*) AS n FROM spans WHERE service_name = 'warmup'")
+        .await?
+        < batch
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut latencies = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let service = format!("fresh-{i}");
+        let body: bytes::Bytes = trace_request_for(&service, batch, i as u64 + 1)
+            .encode_to_vec()
+            .into();
+        let query = format!("SELECT count(*) AS n FROM spans WHERE service_name = '{service}'");
+        let started = Instant::now();
+        client.export(body).await?;
+        while pipeline.count(&query).await? < batch {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "freshness {:>10}: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({samples} samples of {batch} spans, export → visible in SQL)",
+        transport.name(),
+        at(0.50).as_secs_f64() * 1e3,
+        at(0.90).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+    );
+    pipeline.stop().await;
     Ok(())
+}
+
+/// A bench request whose spans all belong to `service`.
+fn trace_request_for(
+    service: &str,
+    batch: usize,
+    seed: u64,
+) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+    let mut request = trace_request(batch, seed);
+    for rs in &mut request.resource_spans {
+        if let Some(resource) = rs.resource.as_mut() {
+            resource.attributes.retain(|kv| kv.key != "service.name");
+            resource.attributes.push(KeyValue {
+                key: "service.name".into(),
+                value: Some(AnyValue {
+                    value: Some(Value::StringValue(service.into())),
+                }),
+                key_strindex: 0,
+            });
+        }
+    }
+    request
 }

@@ -3,12 +3,16 @@
 //!
 //! - `convert`: OTLP protobuf decode (prost, the baseline) against decode + Arrow conversion.
 //! - `ingest`: spans/s from a load generator on this machine, over OTLP/gRPC and OTLP/HTTP, into
-//!   a standalone pipeline, until every span is visible to SQL.
+//!   a standalone pipeline, until every span is visible to SQL; with `--kafka-brokers`, through
+//!   a disk-buffered collector, Kafka and a consuming analyzer, against the in-process baseline.
+//! - `freshness`: export-to-visible-in-SQL latency percentiles, in-process and through Kafka.
+//! - `wire`: bytes per span of the Kafka messages against OTLP protobuf + zstd.
 
 mod convert;
 mod ingest;
 mod payload;
 mod raw_grpc;
+mod wire;
 
 /// Options of `meridian bench`.
 #[derive(Clone, Debug, clap::Args)]
@@ -44,6 +48,30 @@ pub enum Which {
         /// Protocols to measure, each against a fresh pipeline: `grpc`, `http`.
         #[arg(long, value_delimiter = ',', default_value = "grpc,http")]
         protocols: Vec<String>,
+        /// Also measure through Kafka at these brokers (disk buffer + Kafka + consumer).
+        #[arg(long)]
+        kafka_brokers: Option<String>,
+    },
+    /// Export-to-visible-in-SQL latency, in-process and (with `--kafka-brokers`) through Kafka.
+    Freshness {
+        /// Samples per transport.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Spans per sample request.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Kafka brokers for the Kafka transport.
+        #[arg(long)]
+        kafka_brokers: Option<String>,
+    },
+    /// Bytes per span: Arrow IPC Kafka messages against OTLP protobuf + zstd.
+    Wire {
+        /// Batch sizes (spans per batch).
+        #[arg(long, value_delimiter = ',', default_value = "100,512,1000,8192")]
+        batches: Vec<usize>,
+        /// zstd level of the OTLP baseline.
+        #[arg(long, default_value_t = 3)]
+        zstd_level: i32,
     },
 }
 
@@ -56,11 +84,41 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             batch,
             concurrency,
             protocols,
+            kafka_brokers,
         } => {
             for protocol in &protocols {
-                ingest::run(protocol, spans, batch, concurrency).await?;
+                let load = ingest::Load {
+                    protocol,
+                    spans,
+                    batch,
+                    concurrency,
+                };
+                let direct = ingest::run(&load, &ingest::Transport::InProcess).await?;
+                if let Some(brokers) = &kafka_brokers {
+                    let kafka =
+                        ingest::run(&load, &ingest::Transport::Kafka(brokers.clone())).await?;
+                    println!(
+                        "{protocol:>4}: kafka / in-process throughput ratio {:.2}",
+                        kafka / direct
+                    );
+                }
             }
             Ok(())
         }
+        Which::Freshness {
+            samples,
+            batch,
+            kafka_brokers,
+        } => {
+            ingest::freshness(&ingest::Transport::InProcess, samples, batch).await?;
+            if let Some(brokers) = kafka_brokers {
+                ingest::freshness(&ingest::Transport::Kafka(brokers), samples, batch).await?;
+            }
+            Ok(())
+        }
+        Which::Wire {
+            batches,
+            zstd_level,
+        } => wire::run(&batches, zstd_level),
     }
 }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
+pub mod kafka;
+
 use serde_json::Value;
 
 /// A running `meridian` process; killed when dropped.
@@ -54,6 +56,9 @@ impl Meridian {
             ])
             .args(args)
             .env("MERIDIAN_LOG", "warn")
+            // Only what a test passes: never a broker or config from the test's environment.
+            .env_remove("MERIDIAN_KAFKA_BROKERS")
+            .env_remove("MERIDIAN_CONFIG")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = command.spawn().expect("spawning meridian");
@@ -105,6 +110,25 @@ impl Meridian {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Kills the process with SIGKILL (no shutdown work at all) and waits for it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The value of an unlabelled metric on `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("http://{}/metrics", self.api))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
     }
 
     /// Peak resident memory of the process in KiB (VmHWM).

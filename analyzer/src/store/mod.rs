@@ -2,9 +2,12 @@
 //! partitioned by hour. Batches come in through [`Store::insert`]; a flusher moves hot rows to
 //! Parquet by size and age; [`table::Table`] serves both to DataFusion.
 //!
-//! Durability: rows are durable once flushed. Rows still in memory are lost if the process is
-//! killed (a graceful shutdown flushes them); the Kafka transport adds a write-ahead log.
+//! Durability: rows are durable once flushed. A flush writes its files, then the table's
+//! checkpoint (the [`ledger`]: flush id, Kafka offsets and batch keys it covers), then swaps them
+//! in. Rows still in memory are lost if the process is killed (a graceful shutdown flushes them):
+//! from Kafka they are consumed again from the checkpoint's offsets and stored once.
 
+pub mod ledger;
 mod parquet;
 mod prune;
 pub mod table;
@@ -22,8 +25,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::StoreError;
 use crate::telemetry::AnalyzerMetrics;
+use ledger::{LedgerState, Origin};
 pub use parquet::StoredFile;
 use table::Table;
+
+/// The checkpoint file in each table's directory.
+const CHECKPOINT: &str = "_checkpoint.json";
+
+/// What [`Store::insert_from`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// The rows were added.
+    Stored,
+    /// The table already held this batch; nothing was added.
+    Repeat,
+}
 
 /// Configuration of the store (`[analyzer.store]`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -70,9 +86,16 @@ impl Store {
         let mut tables = BTreeMap::new();
         let mut flush_locks = BTreeMap::new();
         for signal in Signal::ALL {
-            let files = parquet::discover(&dir.join(signal.table()))?;
-            tracing::info!(table = signal.table(), files = files.len(), "opened table");
-            tables.insert(signal, Arc::new(Table::new(signal, files)));
+            let table_dir = dir.join(signal.table());
+            let durable = LedgerState::load(&table_dir.join(CHECKPOINT))?;
+            let files = parquet::discover(&table_dir, durable.flush_id)?;
+            tracing::info!(
+                table = signal.table(),
+                files = files.len(),
+                flush = durable.flush_id,
+                "opened table"
+            );
+            tables.insert(signal, Arc::new(Table::new(signal, files, durable)));
             flush_locks.insert(signal, Mutex::new(()));
         }
         Ok(Self {
@@ -94,6 +117,12 @@ impl Store {
     /// Adds a delivery's batches to their table's hot buffer, all or none; visible to queries at
     /// once.
     pub fn insert(&self, batch: SignalBatch) -> Result<(), StoreError> {
+        self.insert_from(batch, Origin::default()).map(|_| ())
+    }
+
+    /// Like [`insert`](Self::insert), unless the table already holds the batch from `origin`
+    /// (a redelivery): then nothing is stored and the answer is [`Inserted::Repeat`].
+    pub fn insert_from(&self, batch: SignalBatch, origin: Origin) -> Result<Inserted, StoreError> {
         let expected = batch.signal.schema();
         if batch
             .batches
@@ -107,6 +136,15 @@ impl Store {
             )));
         }
         let table = self.table(batch.signal);
+        // Held across check and append: an original and its retry may arrive together.
+        let mut ledger = table.lock_ledger();
+        if ledger.holds(&origin) {
+            self.metrics
+                .repeats
+                .with_label_values(&[batch.signal.table()])
+                .inc();
+            return Ok(Inserted::Repeat);
+        }
         let waiting = table.hot_rows();
         if waiting >= self.config.max_hot_rows {
             return Err(StoreError::Behind(waiting));
@@ -120,7 +158,9 @@ impl Store {
                 arrow::array::RecordBatch::try_new(Arc::clone(&expected), b.columns().to_vec())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let hot = table.append(normalized);
+        let (hot, appended) = table.append(normalized);
+        ledger.record(origin, appended);
+        drop(ledger);
         let label = [batch.signal.table()];
         self.metrics
             .rows_ingested
@@ -133,7 +173,23 @@ impl Store {
         if hot >= self.config.flush_max_rows {
             self.flush_wanted.notify_one();
         }
-        Ok(())
+        Ok(Inserted::Stored)
+    }
+
+    /// Notes that a message from `origin` was consumed without rows to store (unreadable or
+    /// empty), so its offset counts as done.
+    pub fn skip(&self, signal: Signal, origin: Origin) {
+        let table = self.table(signal);
+        let mut ledger = table.lock_ledger();
+        if !ledger.holds(&origin) {
+            let (_, appended) = table.append(Vec::new());
+            ledger.record(origin, appended);
+        }
+    }
+
+    /// Next Kafka offset per `topic:partition` that is durable in a table (safe to commit).
+    pub fn durable_offsets(&self, signal: Signal) -> BTreeMap<String, i64> {
+        self.table(signal).lock_ledger().durable().offsets.clone()
     }
 
     /// Whether the store takes new batches: no table is at `max_hot_rows`.
@@ -154,23 +210,46 @@ impl Store {
     pub async fn flush(&self, signal: Signal) -> Result<(), StoreError> {
         let _guard = self.flush_locks[&signal].lock().await;
         let table = self.table(signal);
-        let snapshot = table.snapshot();
-        if snapshot.hot.is_empty() {
+        let (snapshot, durable) = {
+            let ledger = table.lock_ledger();
+            let snapshot = table.snapshot();
+            let flush_id = ledger.durable().flush_id + 1;
+            let durable = ledger.durable_after(snapshot.appended, flush_id);
+            (snapshot, durable)
+        };
+        if snapshot.appended == 0
+            || durable.offsets == table.lock_ledger().durable().offsets && snapshot.hot.is_empty()
+        {
             return Ok(());
         }
         let count = snapshot.hot.len();
         let rows = snapshot.hot_rows;
+        let appended = snapshot.appended;
         let dir = self.dir.join(signal.table());
-        let written =
-            tokio::task::spawn_blocking(move || -> Result<Vec<StoredFile>, StoreError> {
-                let batch = concat_batches(&signal.schema(), &snapshot.hot)?;
-                parquet::split_by_hour(&batch)?
-                    .into_iter()
-                    .map(|(hour, rows)| parquet::write_file(&dir, hour, &rows))
-                    .collect()
-            })
-            .await
-            .map_err(|e| StoreError::Schema(format!("flush task failed: {e}")))??;
+        let written = tokio::task::spawn_blocking(
+            move || -> Result<(Vec<StoredFile>, LedgerState), StoreError> {
+                std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+                let files = if snapshot.hot.is_empty() {
+                    Vec::new()
+                } else {
+                    let batch = concat_batches(&signal.schema(), &snapshot.hot)?;
+                    parquet::split_by_hour(&batch)?
+                        .into_iter()
+                        .map(|(hour, rows)| {
+                            parquet::write_file(&dir, hour, &rows, durable.flush_id)
+                        })
+                        .collect::<Result<Vec<_>, _>>()?
+                };
+                // The checkpoint commits the flush: files of a flush without one are removed
+                // at start-up and their rows consumed again.
+                durable.save(&dir.join(CHECKPOINT))?;
+                Ok((files, durable))
+            },
+        )
+        .await
+        .map_err(|e| StoreError::Schema(format!("flush task failed: {e}")))??;
+        let (written, durable) = written;
+        table.lock_ledger().commit(durable, appended);
         let bytes: u64 = written.iter().map(|f| f.bytes).sum();
         let label = [signal.table()];
         self.metrics

@@ -80,12 +80,12 @@ pub fn write_file(
     table_dir: &Path,
     hour_start: i64,
     batch: &RecordBatch,
+    flush_id: u64,
 ) -> Result<StoredFile, StoreError> {
     let dir = partition_dir(table_dir, hour_start);
     fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
     let name = format!(
-        "{}-{}.parquet",
-        Utc::now().timestamp_millis(),
+        "{FLUSH_PREFIX}{flush_id:016}-{}.parquet",
         uuid::Uuid::new_v4().simple()
     );
     let path = dir.join(&name);
@@ -119,8 +119,17 @@ pub fn write_file(
     })
 }
 
-/// Finds the Parquet files of a table, deleting temp files a crash left behind.
-pub fn discover(table_dir: &Path) -> Result<Vec<StoredFile>, StoreError> {
+/// Prefix of a file name written by flush `n`: `f{n:016}-{uuid}.parquet`.
+const FLUSH_PREFIX: &str = "f";
+
+/// The flush that wrote a file, if its name says.
+fn flush_of(name: &str) -> Option<u64> {
+    name.strip_prefix(FLUSH_PREFIX)?.get(..16)?.parse().ok()
+}
+
+/// Finds the Parquet files of a table, deleting what a crash left behind: temp files, and files
+/// of flushes after `committed` (their rows are consumed again).
+pub fn discover(table_dir: &Path, committed: u64) -> Result<Vec<StoredFile>, StoreError> {
     let mut found = BTreeMap::new();
     if !table_dir.exists() {
         return Ok(Vec::new());
@@ -149,6 +158,9 @@ pub fn discover(table_dir: &Path) -> Result<Vec<StoredFile>, StoreError> {
                     .to_owned();
                 if name.ends_with(".tmp") {
                     tracing::warn!(path = %file.display(), "removing an incomplete file left by a crash");
+                    let _ = fs::remove_file(&file);
+                } else if flush_of(&name).is_some_and(|f| f > committed) {
+                    tracing::warn!(path = %file.display(), "removing a file of a flush that did not commit");
                     let _ = fs::remove_file(&file);
                 } else if name.ends_with(".parquet") {
                     let bytes = fs::metadata(&file)

@@ -1,7 +1,7 @@
 //! One stored table: an in-memory hot buffer of recent batches plus Parquet files, served to
 //! DataFusion as a single table with hour-partition pruning on `time`.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -19,6 +19,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use meridian_collector::schema::TIME;
 use meridian_collector::Signal;
 
+use super::ledger::{Ledger, LedgerState};
 use super::parquet::{StoredFile, HOUR_NS};
 use super::prune::time_range;
 
@@ -31,6 +32,8 @@ pub struct Snapshot {
     pub hot_rows: usize,
     /// Parquet files, oldest first.
     pub files: Vec<StoredFile>,
+    /// Appends ever made (a position for the ledger).
+    pub appended: u64,
 }
 
 /// A table of the store; shared by the writer, the flusher and DataFusion.
@@ -38,18 +41,26 @@ pub struct Snapshot {
 pub struct Table {
     signal: Signal,
     state: RwLock<Snapshot>,
+    /// What the table holds, for exactly-once ingest; locked around check-and-append.
+    pub(super) ledger: Mutex<Ledger>,
 }
 
 impl Table {
-    /// A table of `signal` holding the given files and nothing hot.
-    pub fn new(signal: Signal, files: Vec<StoredFile>) -> Self {
+    /// A table of `signal` holding the given files and nothing hot, with their ledger.
+    pub fn new(signal: Signal, files: Vec<StoredFile>, durable: LedgerState) -> Self {
         Self {
             signal,
             state: RwLock::new(Snapshot {
                 files,
                 ..Snapshot::default()
             }),
+            ledger: Mutex::new(Ledger::new(durable)),
         }
+    }
+
+    /// The ledger, locked.
+    pub(super) fn lock_ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The signal (and so the schema) of the table.
@@ -62,12 +73,14 @@ impl Table {
         self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Appends batches to the hot buffer in one step; returns the hot row count after them.
-    pub fn append(&self, batches: Vec<RecordBatch>) -> usize {
+    /// Appends batches to the hot buffer in one step; returns the hot row count after them and
+    /// the number of appends made so far.
+    pub fn append(&self, batches: Vec<RecordBatch>) -> (usize, u64) {
         let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
         s.hot_rows += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
         s.hot.extend(batches);
-        s.hot_rows
+        s.appended += 1;
+        (s.hot_rows, s.appended)
     }
 
     /// Rows in the hot buffer.

@@ -38,20 +38,20 @@ impl GrpcReceiver {
         Self { intake }
     }
 
-    fn export<R: ExportRequest>(
+    async fn export<R: ExportRequest>(
         &self,
         request: Request<R>,
     ) -> Result<Response<R::Response>, Status> {
-        match self.intake.accept(request.get_ref(), Protocol::Grpc) {
+        match self.intake.accept(request.get_ref(), Protocol::Grpc).await {
             Ok(accepted) => Ok(Response::new(R::response(&accepted))),
             Err(IntakeError::Overloaded {
-                source,
+                reason,
                 retry_after,
             }) => {
                 let details = ErrorDetails::with_retry_info(Some(retry_after));
                 Err(Status::with_error_details(
                     Code::Unavailable,
-                    source.to_string(),
+                    reason,
                     details,
                 ))
             }
@@ -89,7 +89,7 @@ impl TraceService for GrpcReceiver {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        GrpcReceiver::export(self, request)
+        GrpcReceiver::export(self, request).await
     }
 }
 
@@ -99,7 +99,7 @@ impl MetricsService for GrpcReceiver {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        GrpcReceiver::export(self, request)
+        GrpcReceiver::export(self, request).await
     }
 }
 
@@ -109,6 +109,6 @@ impl LogsService for GrpcReceiver {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        GrpcReceiver::export(self, request)
+        GrpcReceiver::export(self, request).await
     }
 }

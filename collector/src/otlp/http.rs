@@ -154,7 +154,7 @@ async fn export<R: ExportRequest>(
             return status_response(encoding, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, message);
         }
     };
-    match state.intake.accept(&request, protocol) {
+    match state.intake.accept(&request, protocol).await {
         Ok(accepted) => match encoding {
             Encoding::Protobuf => {
                 let body = R::response(&accepted).encode_to_vec();
@@ -166,14 +166,14 @@ async fn export<R: ExportRequest>(
             }
         },
         Err(IntakeError::Overloaded {
-            source,
+            reason,
             retry_after,
         }) => {
             let mut response = status_response(
                 encoding,
                 StatusCode::SERVICE_UNAVAILABLE,
                 UNAVAILABLE,
-                source.to_string(),
+                reason,
             );
             response
                 .headers_mut()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::request::ExportRequest;
 use crate::convert::ConvertError;
-use crate::queue::{QueueFull, QueueSender};
+use crate::queue::QueueSender;
 use crate::signal::{Signal, SignalBatch};
 use crate::telemetry::CollectorMetrics;
 
@@ -44,11 +44,11 @@ pub struct Accepted {
 /// Why a request was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
-    /// The queue is full; the client should retry after `retry_after`.
-    #[error("{source}")]
+    /// The queue or the disk buffer is full; the client should retry after `retry_after`.
+    #[error("{reason}")]
     Overloaded {
-        /// The queue's refusal.
-        source: QueueFull,
+        /// Why, for the client.
+        reason: String,
         /// How long the client should wait.
         retry_after: Duration,
     },
@@ -64,6 +64,7 @@ pub struct Intake {
     queue: QueueSender,
     metrics: CollectorMetrics,
     retry_after: Duration,
+    durable: bool,
 }
 
 impl Intake {
@@ -79,6 +80,15 @@ impl Intake {
             queue,
             metrics,
             retry_after,
+            durable: false,
+        }
+    }
+
+    /// Answers clients only once their rows are in the disk buffer.
+    pub fn durable(self) -> Self {
+        Self {
+            durable: true,
+            ..self
         }
     }
 
@@ -90,31 +100,47 @@ impl Intake {
             .inc();
     }
 
-    /// Converts and queues a request; the whole request is queued or none of it is.
-    pub fn accept<R: ExportRequest>(
+    /// Converts and queues a request; the whole request is queued or none of it is. With a
+    /// disk buffer, returns once the rows are on disk.
+    pub async fn accept<R: ExportRequest>(
         &self,
         request: &R,
         protocol: Protocol,
     ) -> Result<Accepted, IntakeError> {
         let labels = [R::SIGNAL.as_str(), protocol.as_str()];
-        let refuse = |source| {
+        let refuse = |reason: String| {
             self.metrics.refused.with_label_values(&labels).inc();
             IntakeError::Overloaded {
-                source,
+                reason,
                 retry_after: self.retry_after,
             }
         };
         // Under overload, do not spend CPU converting a request only to refuse it.
         let items = request.items();
         if items > 0 {
-            self.queue.check_room(items).map_err(refuse)?;
+            self.queue
+                .check_room(items)
+                .map_err(|e| refuse(e.to_string()))?;
         }
         let converted = request.to_arrow(&self.region)?;
         let rows = converted.batch.num_rows();
         if rows > 0 {
-            self.queue
-                .try_send(SignalBatch::new(R::SIGNAL, converted.batch))
-                .map_err(refuse)?;
+            let batch = SignalBatch::new(R::SIGNAL, converted.batch);
+            if self.durable {
+                let done = self
+                    .queue
+                    .try_send_durable(batch)
+                    .map_err(|e| refuse(e.to_string()))?;
+                match done.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(refuse(e.to_string())),
+                    Err(_) => return Err(refuse("the collector is shutting down".into())),
+                }
+            } else {
+                self.queue
+                    .try_send(batch)
+                    .map_err(|e| refuse(e.to_string()))?;
+            }
         }
         self.metrics
             .received

@@ -1,7 +1,9 @@
 //! Where the collector's batches go. A sink takes one batch at a time and says whether it is
 //! safely delivered; the forwarder retries retryable failures. Implementations: the analyzer's
-//! in-process store (standalone mode, in the analyzer crate) and [`network::NetworkSink`].
+//! in-process store (standalone mode, in the analyzer crate), [`network::NetworkSink`] (HTTP to
+//! an analyzer) and [`kafka::KafkaSink`].
 
+pub mod kafka;
 pub mod network;
 
 use futures::future::BoxFuture;
@@ -23,6 +25,17 @@ pub enum SinkError {
 pub trait Sink: Send + Sync + 'static {
     /// Short name for logs and metrics labels.
     fn name(&self) -> &'static str;
+
+    /// How many deliveries may be in flight at once. More than one only if the destination
+    /// keeps them in order (a Kafka partition does; separate HTTP requests do not).
+    fn max_in_flight(&self) -> usize {
+        1
+    }
+
+    /// Largest encoded batch the destination takes; larger batches are split before buffering.
+    fn max_batch_bytes(&self) -> usize {
+        usize::MAX
+    }
 
     /// Delivers one batch; `Ok` means the destination holds it.
     fn deliver(&self, batch: SignalBatch) -> BoxFuture<'_, Result<(), SinkError>>;

@@ -60,7 +60,8 @@ pub struct NetworkSink {
 
 impl NetworkSink {
     async fn post(&self, batch: SignalBatch) -> Result<(), SinkError> {
-        let body = ipc::encode(&batch.batches)
+        let body = batch
+            .ipc()
             .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?;
         let url = format!("{}/api/v1/ingest/{}", self.base, batch.signal.as_str());
         let mut request = self

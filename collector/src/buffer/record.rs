@@ -1,0 +1,91 @@
+//! One record of the disk buffer: a batch of one signal, encoded as an Arrow IPC stream, with
+//! the identity it is delivered under.
+//!
+//! Layout: `[format: u8 = 1][signal: u8][sequence: u64 LE][rows: u32 LE][created unix ms: i64 LE]`
+//! followed by the Arrow IPC stream (zstd-compressed buffers), exactly what a sink sends.
+
+use crate::signal::Signal;
+
+const FORMAT: u8 = 1;
+const HEADER: usize = 1 + 1 + 8 + 4 + 8;
+
+/// A buffered batch, still encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BufferedRecord {
+    /// Signal of the rows.
+    pub signal: Signal,
+    /// Sequence number within (collector, signal), starting at 1; stable across restarts.
+    pub sequence: u64,
+    /// Rows in the batch.
+    pub rows: u32,
+    /// When the record was written (unix ms), for the buffer's age.
+    pub created_ms: i64,
+    /// Arrow IPC stream of the rows.
+    pub ipc: Vec<u8>,
+}
+
+fn signal_code(signal: Signal) -> u8 {
+    match signal {
+        Signal::Traces => 1,
+        Signal::Metrics => 2,
+        Signal::Logs => 3,
+    }
+}
+
+impl BufferedRecord {
+    /// Serializes the record.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER + self.ipc.len());
+        out.push(FORMAT);
+        out.push(signal_code(self.signal));
+        out.extend_from_slice(&self.sequence.to_le_bytes());
+        out.extend_from_slice(&self.rows.to_le_bytes());
+        out.extend_from_slice(&self.created_ms.to_le_bytes());
+        out.extend_from_slice(&self.ipc);
+        out
+    }
+
+    /// Parses a record; `None` if it is not one (an unknown format version).
+    pub fn decode(mut bytes: Vec<u8>) -> Option<Self> {
+        if bytes.len() < HEADER || bytes[0] != FORMAT {
+            return None;
+        }
+        let signal = match bytes[1] {
+            1 => Signal::Traces,
+            2 => Signal::Metrics,
+            3 => Signal::Logs,
+            _ => return None,
+        };
+        let sequence = u64::from_le_bytes(bytes[2..10].try_into().ok()?);
+        let rows = u32::from_le_bytes(bytes[10..14].try_into().ok()?);
+        let created_ms = i64::from_le_bytes(bytes[14..22].try_into().ok()?);
+        let ipc = bytes.split_off(HEADER);
+        Some(Self {
+            signal,
+            sequence,
+            rows,
+            created_ms,
+            ipc,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scenario: a record encoded and decoded.
+    /// Guarantees: every field survives; foreign bytes are not mistaken for a record.
+    #[test]
+    fn round_trips() {
+        let r = BufferedRecord {
+            signal: Signal::Logs,
+            sequence: 42,
+            rows: 7,
+            created_ms: 1_700_000_000_000,
+            ipc: vec![1, 2, 3],
+        };
+        assert_eq!(BufferedRecord::decode(r.encode()), Some(r));
+        assert_eq!(BufferedRecord::decode(vec![9; 30]), None);
+    }
+}

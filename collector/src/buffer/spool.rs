@@ -1,0 +1,195 @@
+//! The disk buffer's writer: takes batches from the queue, writes them as records and answers
+//! each waiting receiver once its batch is on disk (per the fsync policy).
+//!
+//! Group commit: whatever queued while the previous write was in progress is written together
+//! — one record per signal, one fsync — so a busy collector makes large records and few fsyncs,
+//! and an idle one answers after a single small write.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use tokio::sync::mpsc;
+
+use super::record::BufferedRecord;
+use super::{DiskBuffer, FsyncPolicy};
+use crate::ipc;
+use crate::queue::Queued;
+use crate::signal::Signal;
+
+/// Most rows written as one group.
+const GROUP_MAX_ROWS: usize = 65_536;
+
+/// Why a batch could not be buffered; the client is told to retry.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SpoolError {
+    /// The buffer holds `max_bytes` already.
+    #[error("the collector's disk buffer is full ({0} bytes); retry later")]
+    Full(u64),
+    /// Writing failed (disk full, I/O error).
+    #[error("writing the collector's disk buffer failed: {0}")]
+    Write(String),
+}
+
+/// Splits a batch into IPC streams no larger than `max_bytes` each (by halving), unless a single
+/// row is larger.
+pub fn encode_bounded(
+    batch: &RecordBatch,
+    max_bytes: usize,
+) -> Result<Vec<(usize, Vec<u8>)>, arrow::error::ArrowError> {
+    let encoded = ipc::encode(std::slice::from_ref(batch))?;
+    if encoded.len() <= max_bytes || batch.num_rows() <= 1 {
+        return Ok(vec![(batch.num_rows(), encoded)]);
+    }
+    let half = batch.num_rows() / 2;
+    let mut out = encode_bounded(&batch.slice(0, half), max_bytes)?;
+    out.extend(encode_bounded(
+        &batch.slice(half, batch.num_rows() - half),
+        max_bytes,
+    )?);
+    Ok(out)
+}
+
+/// Runs the writer until the queue closes. `max_record_bytes` bounds one record (a sink's
+/// message size limit).
+pub async fn run(
+    buffer: Arc<DiskBuffer>,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
+    max_record_bytes: usize,
+) {
+    let mut last_sync = Instant::now();
+    let mut unsynced = false;
+    loop {
+        let interval = buffer.config.fsync_interval;
+        let first = if unsynced && buffer.config.fsync == FsyncPolicy::Interval {
+            match tokio::time::timeout(interval, rx.recv()).await {
+                Ok(item) => item,
+                Err(_) => {
+                    sync(&buffer).await;
+                    unsynced = false;
+                    last_sync = Instant::now();
+                    continue;
+                }
+            }
+        } else {
+            rx.recv().await
+        };
+        let Some(first) = first else { break };
+        let mut group = vec![first];
+        let mut rows = group[0].batch.rows();
+        while rows < GROUP_MAX_ROWS {
+            match rx.try_recv() {
+                Ok(item) => {
+                    rows += item.batch.rows();
+                    group.push(item);
+                }
+                Err(_) => break,
+            }
+        }
+        let sync_now = match buffer.config.fsync {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::Interval => last_sync.elapsed() >= interval,
+            FsyncPolicy::Never => false,
+        };
+        let outcome = write_group(&buffer, &group, max_record_bytes, sync_now).await;
+        if outcome.is_ok() {
+            if sync_now {
+                last_sync = Instant::now();
+                unsynced = false;
+            } else {
+                unsynced = true;
+            }
+        }
+        for item in group {
+            if let Some(done) = item.done {
+                let _ = done.send(outcome.clone());
+            }
+            buffer
+                .metrics
+                .queue_rows
+                .sub(i64::from(item.permit.num_permits() as u32));
+            drop(item.permit);
+        }
+    }
+    if unsynced {
+        sync(&buffer).await;
+    }
+}
+
+async fn sync(buffer: &Arc<DiskBuffer>) {
+    let buffer = Arc::clone(buffer);
+    let result = tokio::task::spawn_blocking(move || buffer.lock_log().sync()).await;
+    if let Ok(Err(e)) = result {
+        tracing::error!(error = %e, "fsync of the disk buffer failed");
+    }
+}
+
+/// Encodes and appends one group, one record per signal (split to fit `max_record_bytes`).
+async fn write_group(
+    buffer: &Arc<DiskBuffer>,
+    group: &[Queued],
+    max_record_bytes: usize,
+    sync_now: bool,
+) -> Result<(), SpoolError> {
+    let mut by_signal: BTreeMap<Signal, Vec<RecordBatch>> = BTreeMap::new();
+    for item in group {
+        by_signal
+            .entry(item.batch.signal)
+            .or_default()
+            .extend(item.batch.batches.iter().cloned());
+    }
+    let writer = Arc::clone(buffer);
+    let joined = tokio::task::spawn_blocking(move || -> Result<(), SpoolError> {
+        let buffer = writer;
+        let mut encoded = Vec::new();
+        for (signal, batches) in by_signal {
+            let batch = concat_batches(&signal.schema(), &batches)
+                .map_err(|e| SpoolError::Write(e.to_string()))?;
+            for (rows, ipc) in encode_bounded(&batch, max_record_bytes)
+                .map_err(|e| SpoolError::Write(e.to_string()))?
+            {
+                encoded.push((signal, rows, ipc));
+            }
+        }
+        let bytes: u64 = encoded.iter().map(|(_, _, b)| b.len() as u64).sum();
+        let created_ms = chrono::Utc::now().timestamp_millis();
+        let mut log = buffer.lock_log();
+        if log.total_bytes() + bytes > buffer.config.max_bytes {
+            return Err(SpoolError::Full(buffer.config.max_bytes));
+        }
+        let mut state = buffer.lock_state();
+        for (signal, rows, ipc) in encoded {
+            let sequence = state
+                .sequences
+                .entry(signal.as_str().to_owned())
+                .or_default();
+            *sequence += 1;
+            let record = BufferedRecord {
+                signal,
+                sequence: *sequence,
+                rows: u32::try_from(rows).unwrap_or(u32::MAX),
+                created_ms,
+                ipc,
+            };
+            log.append(&record.encode())
+                .map_err(|e| SpoolError::Write(e.to_string()))?;
+        }
+        drop(state);
+        if sync_now {
+            log.sync().map_err(|e| SpoolError::Write(e.to_string()))?;
+        }
+        let written = log.next_index();
+        drop(log);
+        buffer.written.send_replace(written);
+        Ok(())
+    })
+    .await;
+    let result = joined.unwrap_or_else(|e| Err(SpoolError::Write(e.to_string())));
+    buffer.update_gauges();
+    if let Err(e) = &result {
+        tracing::warn!(error = %e, "batch not buffered; the client is told to retry");
+    }
+    result
+}

@@ -1,0 +1,153 @@
+//! Kafka sink: produces each batch as one message (or several, when it is larger than
+//! `max_message_bytes`) to its signal's topic, idempotently with `acks=all`; a batch counts as
+//! delivered only when every part's delivery report is back.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+use super::{Sink, SinkError};
+use crate::buffer::spool::encode_bounded;
+use crate::kafka::{
+    KafkaConfig, HEADER_COLLECTOR, HEADER_PART, HEADER_REGION, HEADER_SCHEMA_VERSION,
+    HEADER_SEQUENCE,
+};
+use crate::schema::SCHEMA_VERSION;
+use crate::signal::SignalBatch;
+
+/// Room left in a message for headers and framing.
+const MESSAGE_OVERHEAD: usize = 4096;
+
+/// Produces batches to Kafka.
+pub struct KafkaSink {
+    producer: FutureProducer,
+    config: KafkaConfig,
+    region: Arc<str>,
+}
+
+impl KafkaSink {
+    /// Creates the producer (it connects lazily); `region` goes in every message's headers.
+    pub fn new(config: &KafkaConfig, region: &str) -> Result<Self, SinkError> {
+        let defaults = [
+            ("acks", "all".to_owned()),
+            ("enable.idempotence", "true".to_owned()),
+            // Payloads are zstd-compressed Arrow already.
+            ("compression.type", "none".to_owned()),
+            ("linger.ms", "5".to_owned()),
+            // A message not acknowledged in time is retried by the forwarder, from disk.
+            ("message.timeout.ms", "30000".to_owned()),
+            (
+                "message.max.bytes",
+                (config.max_message_bytes + MESSAGE_OVERHEAD).to_string(),
+            ),
+        ];
+        let producer: FutureProducer =
+            config
+                .client_config(&defaults, &config.producer)
+                .create()
+                .map_err(|e| SinkError::Refused(format!("creating the Kafka producer: {e}")))?;
+        Ok(Self {
+            producer,
+            config: config.clone(),
+            region: region.into(),
+        })
+    }
+
+    async fn produce(&self, batch: SignalBatch) -> Result<(), SinkError> {
+        let topic = self.config.topics.of(batch.signal);
+        let limit = self.config.max_message_bytes;
+        let whole = batch
+            .ipc()
+            .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?;
+        let parts: Vec<bytes::Bytes> = if whole.len() <= limit {
+            vec![whole]
+        } else {
+            let rows = arrow::compute::concat_batches(&batch.signal.schema(), &batch.batches)
+                .map_err(|e| SinkError::Refused(format!("joining batches: {e}")))?;
+            encode_bounded(&rows, limit)
+                .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?
+                .into_iter()
+                .map(|(_, b)| b.into())
+                .collect()
+        };
+        let (collector, sequence) = batch
+            .id
+            .as_ref()
+            .map(|id| (id.collector.to_string(), id.sequence.to_string()))
+            .unwrap_or_default();
+        let version = SCHEMA_VERSION.to_string();
+        let count = parts.len();
+        let deliveries = parts
+            .iter()
+            .enumerate()
+            .map(|(i, payload)| {
+                let part = format!("{i}/{count}");
+                let headers = OwnedHeaders::new()
+                    .insert(Header {
+                        key: HEADER_SCHEMA_VERSION,
+                        value: Some(&version),
+                    })
+                    .insert(Header {
+                        key: HEADER_REGION,
+                        value: Some(self.region.as_ref()),
+                    })
+                    .insert(Header {
+                        key: HEADER_COLLECTOR,
+                        value: Some(&collector),
+                    })
+                    .insert(Header {
+                        key: HEADER_SEQUENCE,
+                        value: Some(&sequence),
+                    })
+                    .insert(Header {
+                        key: HEADER_PART,
+                        value: Some(&part),
+                    });
+                let record = FutureRecord::to(topic)
+                    .key(collector.as_str())
+                    .payload(payload.as_ref())
+                    .headers(headers);
+                self.producer.send(record, Timeout::Never)
+            })
+            .collect::<Vec<_>>();
+        for result in futures::future::join_all(deliveries).await {
+            if let Err((e, _)) = result {
+                return Err(classify(topic, e));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every produce error is retried from the buffer: none of them makes the batch invalid, and a
+/// message too large for the broker needs a configuration fix, not a dropped batch.
+fn classify(topic: &str, e: KafkaError) -> SinkError {
+    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) {
+        tracing::error!(topic, "the broker refused a message as too large: lower kafka.max_message_bytes below the broker's message.max.bytes");
+    }
+    SinkError::Unavailable(format!("producing to {topic}: {e}"))
+}
+
+impl Sink for KafkaSink {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn max_in_flight(&self) -> usize {
+        // A partition keeps the order, and the analyzer recognises repeats in any order.
+        32
+    }
+
+    fn max_batch_bytes(&self) -> usize {
+        self.config.max_message_bytes
+    }
+
+    fn deliver(&self, batch: SignalBatch) -> BoxFuture<'_, Result<(), SinkError>> {
+        self.produce(batch).boxed()
+    }
+}
