@@ -62,13 +62,28 @@ async fn assert_exactly_once(analyzer: &Meridian, service: &str, n: i64, timeout
     assert_eq!(count(analyzer.api, &distinct).await, n, "each span once");
 }
 
-fn start_pair(dir: &Path, brokers: &str, config: &Path) -> (Meridian, Meridian) {
-    let conf = config.to_str().unwrap();
-    let analyzer = Meridian::start(
+/// Checks exactly-once delivery of `n` spans of `service`, then stops both processes cleanly.
+async fn finish(analyzer: Meridian, collector: Meridian, service: &str, n: u64) {
+    assert_exactly_once(&analyzer, service, n as i64, Duration::from_secs(120)).await;
+    collector.terminate();
+    analyzer.terminate();
+}
+
+fn start_analyzer(dir: &Path, brokers: &str, config: &Path) -> Meridian {
+    Meridian::start(
         "analyzer",
         &dir.join("analyzer"),
-        &["--kafka-brokers", brokers, "--config", conf],
-    );
+        &[
+            "--kafka-brokers",
+            brokers,
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    )
+}
+
+fn start_pair(dir: &Path, brokers: &str, config: &Path) -> (Meridian, Meridian) {
+    let analyzer = start_analyzer(dir, brokers, config);
     let collector = start_collector(dir, brokers, config, &[]);
     (analyzer, collector)
 }
@@ -128,21 +143,13 @@ async fn a_broker_unreachable_for_20s_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    if paused_at.is_some() {
-        let left = Duration::from_secs(20).saturating_sub(paused_at.unwrap().elapsed());
+    if let Some(at) = paused_at {
+        let left = Duration::from_secs(20).saturating_sub(at.elapsed());
         tokio::time::sleep(left).await;
         broker.resume();
     }
     assert!(started.elapsed() >= Duration::from_secs(20));
-    assert_exactly_once(
-        &analyzer,
-        "fault-a",
-        (requests * PER_REQUEST) as i64,
-        Duration::from_secs(120),
-    )
-    .await;
-    collector.terminate();
-    analyzer.terminate();
+    finish(analyzer, collector, "fault-a", requests * PER_REQUEST).await;
 }
 
 /// Scenario (fault b): the analyzer is killed with SIGKILL in the middle of a stream (with rows
@@ -166,16 +173,7 @@ async fn b_analyzer_killed_mid_stream_stores_exactly_once() {
             a.kill9();
         }
         if i == 30 {
-            analyzer = Some(Meridian::start(
-                "analyzer",
-                &dir.path().join("analyzer"),
-                &[
-                    "--kafka-brokers",
-                    &brokers,
-                    "--config",
-                    conf.to_str().unwrap(),
-                ],
-            ));
+            analyzer = Some(start_analyzer(dir.path(), &brokers, &conf));
         }
         export_retrying(
             &url,
@@ -186,15 +184,7 @@ async fn b_analyzer_killed_mid_stream_stores_exactly_once() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let analyzer = analyzer.unwrap();
-    assert_exactly_once(
-        &analyzer,
-        "fault-b",
-        (requests * PER_REQUEST) as i64,
-        Duration::from_secs(120),
-    )
-    .await;
-    collector.terminate();
-    analyzer.terminate();
+    finish(analyzer, collector, "fault-b", requests * PER_REQUEST).await;
 }
 
 /// Scenario (fault c): with the broker frozen, a collector accepts a stream into its disk buffer,
@@ -234,15 +224,7 @@ async fn c_collector_killed_with_a_full_buffer_stores_exactly_once() {
     collector.kill9();
     broker.resume();
     let collector = start_collector(dir.path(), &broker.address, &conf, &[]);
-    assert_exactly_once(
-        &analyzer,
-        "fault-c",
-        (25 * PER_REQUEST) as i64,
-        Duration::from_secs(120),
-    )
-    .await;
-    collector.terminate();
-    analyzer.terminate();
+    finish(analyzer, collector, "fault-c", 25 * PER_REQUEST).await;
 }
 
 /// Scenario (fault d): the broker is frozen and the collector's disk buffer is small, so it
@@ -254,8 +236,7 @@ async fn d_full_disk_buffer_pushes_back_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start();
     let conf = config(dir.path(), "fault-d", "");
-    let (analyzer, collector) = start_pair(dir.path(), &broker.address, &conf);
-    drop(collector);
+    let analyzer = start_analyzer(dir.path(), &broker.address, &conf);
     let collector = start_collector(
         dir.path(),
         &broker.address,
@@ -305,21 +286,12 @@ async fn d_full_disk_buffer_pushes_back_and_loses_nothing() {
     broker.resume();
     let refusals = sender.await.unwrap();
     assert!(refusals > 0, "the exporter was told to back off");
-    assert_exactly_once(
-        &analyzer,
-        "fault-d",
-        (60 * PER_REQUEST) as i64,
-        Duration::from_secs(120),
-    )
-    .await;
-    collector.terminate();
-    analyzer.terminate();
+    finish(analyzer, collector, "fault-d", 60 * PER_REQUEST).await;
 }
 
 /// Scenario: an OpenTelemetry Collector fleet's Kafka exporter (`encoding: otlp_proto`) writes
 /// Export requests to `otlp_spans`; we produce such messages with rdkafka as it does (one
-/// serialized ExportTraceServiceRequest per message, no key), one of them twice at the
-/// consumer's level and one that is garbage.
+/// serialized ExportTraceServiceRequest per message, no key), plus one message that is garbage.
 /// Guarantees: the analyzer stores every span of every valid message, with the configured
 /// region, skips the garbage, and keeps going.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,16 +305,7 @@ async fn otel_collector_kafka_format_is_consumed() {
         "[kafka.otlp_topics]\nenabled = true\nspans = \"{unique}_spans\"\nmetrics = \"{unique}_metrics\"\nlogs = \"{unique}_logs\"\nregion = \"fleet-a\"\n"
     );
     let conf = config(dir.path(), "otlp", &extra);
-    let analyzer = Meridian::start(
-        "analyzer",
-        &dir.path().join("analyzer"),
-        &[
-            "--kafka-brokers",
-            &brokers,
-            "--config",
-            conf.to_str().unwrap(),
-        ],
-    );
+    let analyzer = start_analyzer(dir.path(), &brokers, &conf);
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .create()

@@ -62,8 +62,10 @@ impl Pipeline {
             uuid_like()
         ));
         let registry = Registry::new();
-        let mut analyzer_config = AnalyzerConfig::default();
-        analyzer_config.http_addr = "127.0.0.1:0".parse()?;
+        let analyzer_config = AnalyzerConfig {
+            http_addr: "127.0.0.1:0".parse()?,
+            ..AnalyzerConfig::default()
+        };
         let mut analyzer = analyzer_config.open(&dir.join("analyzer"), &registry)?;
         let engine = analyzer.engine();
         let mut collector_config = CollectorConfig {

@@ -60,14 +60,18 @@ impl Broker {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting tansu");
-        let address = format!("127.0.0.1:{port}");
+        // Owned at once, so a failed start below still kills and reaps it.
+        let broker = Broker {
+            child,
+            address: format!("127.0.0.1:{port}"),
+        };
         for _ in 0..100 {
-            if std::net::TcpStream::connect(&address).is_ok() {
-                return Broker { child, address };
+            if std::net::TcpStream::connect(&broker.address).is_ok() {
+                return broker;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("tansu did not listen on {address}");
+        panic!("tansu did not listen on {}", broker.address);
     }
 
     fn signal(&self, signal: &str) {

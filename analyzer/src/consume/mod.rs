@@ -215,13 +215,12 @@ impl KafkaIngest {
                 continue;
             };
             let slot = committed.entry((topic.to_owned(), partition)).or_default();
-            if next > *slot {
-                if list
+            if next > *slot
+                && list
                     .add_partition_offset(topic, partition, Offset::Offset(next))
                     .is_ok()
-                {
-                    *slot = next;
-                }
+            {
+                *slot = next;
             }
         }
         if list.count() > 0 {

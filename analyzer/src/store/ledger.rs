@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 
-/// Batch keys remembered per collector beyond its floor; older ones fold into the floor.
-const RECENT_PER_COLLECTOR: usize = 100_000;
+/// Batch keys remembered per collector beyond its floor; older ones fold into the floor. A
+/// collector re-sends at most what it delivered since it last saved its position (about a
+/// second) plus its 32 in flight, far fewer than this.
+const RECENT_PER_COLLECTOR: usize = 10_000;
 
 /// Where a Kafka message came from.
 #[derive(Clone, Debug, PartialEq, Eq)]

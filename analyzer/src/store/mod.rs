@@ -217,9 +217,9 @@ impl Store {
             let durable = ledger.durable_after(snapshot.appended, flush_id);
             (snapshot, durable)
         };
-        if snapshot.appended == 0
-            || durable.offsets == table.lock_ledger().durable().offsets && snapshot.hot.is_empty()
-        {
+        let nothing_new =
+            snapshot.hot.is_empty() && durable.offsets == table.lock_ledger().durable().offsets;
+        if snapshot.appended == 0 || nothing_new {
             return Ok(());
         }
         let count = snapshot.hot.len();

@@ -207,4 +207,32 @@ mod tests {
         let dir = partition_dir(Path::new("/d/spans"), t.div_euclid(HOUR_NS) * HOUR_NS);
         assert_eq!(dir, Path::new("/d/spans/date=2023-11-14/hour=22"));
     }
+
+    /// Scenario: a crash between writing a flush's files and its checkpoint.
+    /// Guarantees: at start-up the files of the uncommitted flush are deleted (their rows are
+    /// consumed again), committed and older-named files are kept.
+    #[test]
+    fn files_of_an_uncommitted_flush_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = dir.path().join("date=2024-01-01/hour=00");
+        fs::create_dir_all(&hour).unwrap();
+        for name in [
+            "f0000000000000001-a.parquet",
+            "f0000000000000002-b.parquet",
+            "1700000000000-c.parquet",
+        ] {
+            fs::write(hour.join(name), b"x").unwrap();
+        }
+        let found = discover(dir.path(), 1).unwrap();
+        let mut names: Vec<_> = found
+            .iter()
+            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec!["1700000000000-c.parquet", "f0000000000000001-a.parquet"]
+        );
+        assert!(!hour.join("f0000000000000002-b.parquet").exists());
+    }
 }
