@@ -34,3 +34,19 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<RecordBatch>, ArrowError> {
     }
     StreamReader::try_new(bytes, None)?.collect()
 }
+
+/// Encodes batches as one IPC stream without buffer compression.
+pub fn encode_uncompressed(batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
+    let Some(first) = batches.first() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    {
+        let mut writer = StreamWriter::try_new(&mut out, &first.schema())?;
+        for b in batches {
+            writer.write(b)?;
+        }
+        writer.finish()?;
+    }
+    Ok(out)
+}

@@ -13,6 +13,7 @@ pub fn run(batches: &[usize], zstd_level: i32) -> anyhow::Result<()> {
     println!("spans/batch  otlp+zstd B/span  arrow-ipc B/span  ratio  (zstd level {zstd_level}, 8 batches each)");
     for &size in batches {
         let (mut otlp, mut arrow, mut spans) = (0usize, 0usize, 0usize);
+        let (mut plain, mut whole) = (0usize, 0usize);
         for seed in 0..8 {
             let request = trace_request(size, seed);
             let proto = request.encode_to_vec();
@@ -24,9 +25,27 @@ pub fn run(batches: &[usize], zstd_level: i32) -> anyhow::Result<()> {
                 .map(|(_, bytes)| bytes.len())
                 .sum::<usize>();
             spans += size;
+            let raw = meridian_collector::ipc::encode_uncompressed(std::slice::from_ref(&converted.batch))?;
+            plain += raw.len();
+            whole += zstd::bulk::compress(&raw, zstd_level)?.len();
         }
         let (o, a) = (otlp as f64 / spans as f64, arrow as f64 / spans as f64);
         println!("{size:>11}  {o:>16.1}  {a:>16.1}  {:>5.2}", a / o);
+        if std::env::var_os("MERIDIAN_WIRE_COLUMNS").is_some() {
+            let request = trace_request(size, 0);
+            let converted = traces_to_arrow(&request, "us-east-1")?;
+            let b = &converted.batch;
+            for (i, field) in b.schema().fields().iter().enumerate() {
+                let one = arrow::array::RecordBatch::try_new(
+                    std::sync::Arc::new(arrow::datatypes::Schema::new(vec![field.clone()])),
+                    vec![b.column(i).clone()],
+                )?;
+                let raw = meridian_collector::ipc::encode_uncompressed(&[one])?;
+                let z = zstd::bulk::compress(&raw, zstd_level)?.len();
+                println!("      {:<28} {:>8.1} B/span", field.name(), z as f64 / size as f64);
+            }
+        }
+        println!("   uncompressed ipc {:.1} B/span, ipc + whole zstd {:.1} B/span ratio {:.2}", plain as f64 / spans as f64, whole as f64/spans as f64, whole as f64 / otlp as f64);
     }
     Ok(())
 }

@@ -85,6 +85,9 @@ impl KafkaIngest {
             ("enable.auto.commit", "false".to_owned()),
             ("auto.offset.reset", "earliest".to_owned()),
             ("statistics.interval.ms", "5000".to_owned()),
+            // Freshness: a broker that does not answer a fetch as soon as data arrives (tansu)
+            // holds it this long; Kafka answers at once either way.
+            ("fetch.wait.max.ms", "100".to_owned()),
             (
                 "fetch.message.max.bytes",
                 (config.max_message_bytes + 65536).to_string(),
