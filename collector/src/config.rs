@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::buffer::{spool, BufferKind, DiskBuffer, DiskBufferConfig};
+use crate::buffer::{spool, BufferConfig, BufferKind, DiskBuffer};
 use crate::error::CollectorError;
 use crate::forward::{self, ForwardConfig};
 use crate::otlp::{self, grpc::GrpcReceiver, Intake};
@@ -41,7 +41,7 @@ pub struct CollectorConfig {
     /// Batching and retry of forwarding.
     pub forward: ForwardConfig,
     /// Where accepted batches wait for the sink: memory, or the durable disk buffer.
-    pub buffer: DiskBufferConfig,
+    pub buffer: BufferConfig,
 }
 
 impl Default for CollectorConfig {
@@ -55,7 +55,7 @@ impl Default for CollectorConfig {
             queue_capacity_rows: 262_144,
             retry_after: Duration::from_secs(1),
             forward: ForwardConfig::default(),
-            buffer: DiskBufferConfig::default(),
+            buffer: BufferConfig::default(),
         }
     }
 }

@@ -25,7 +25,9 @@ pub fn run(batches: &[usize], zstd_level: i32) -> anyhow::Result<()> {
                 .map(|(_, bytes)| bytes.len())
                 .sum::<usize>();
             spans += size;
-            let raw = meridian_collector::ipc::encode_uncompressed(std::slice::from_ref(&converted.batch))?;
+            let raw = meridian_collector::ipc::encode_uncompressed(std::slice::from_ref(
+                &converted.batch,
+            ))?;
             plain += raw.len();
             whole += zstd::bulk::compress(&raw, zstd_level)?.len();
         }
@@ -42,10 +44,19 @@ pub fn run(batches: &[usize], zstd_level: i32) -> anyhow::Result<()> {
                 )?;
                 let raw = meridian_collector::ipc::encode_uncompressed(&[one])?;
                 let z = zstd::bulk::compress(&raw, zstd_level)?.len();
-                println!("      {:<28} {:>8.1} B/span", field.name(), z as f64 / size as f64);
+                println!(
+                    "      {:<28} {:>8.1} B/span",
+                    field.name(),
+                    z as f64 / size as f64
+                );
             }
         }
-        println!("   uncompressed ipc {:.1} B/span, ipc + whole zstd {:.1} B/span ratio {:.2}", plain as f64 / spans as f64, whole as f64/spans as f64, whole as f64 / otlp as f64);
+        println!(
+            "   uncompressed ipc {:.1} B/span, ipc + whole zstd {:.1} B/span ratio {:.2}",
+            plain as f64 / spans as f64,
+            whole as f64 / spans as f64,
+            whole as f64 / otlp as f64
+        );
     }
     Ok(())
 }

@@ -56,7 +56,7 @@ pub enum BufferKind {
 /// Configuration of the buffer (`[collector.buffer]`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct DiskBufferConfig {
+pub struct BufferConfig {
     /// Memory or disk.
     pub kind: BufferKind,
     /// Directory of the disk buffer (default: `{data_dir}/buffer`).
@@ -72,7 +72,7 @@ pub struct DiskBufferConfig {
     pub segment_bytes: u64,
 }
 
-impl Default for DiskBufferConfig {
+impl Default for BufferConfig {
     fn default() -> Self {
         Self {
             kind: BufferKind::Auto,
@@ -129,7 +129,7 @@ const LOG_DIR: &str = "records";
 /// The disk buffer, shared by its writer ([`spool`]) and the drain that delivers from it.
 pub struct DiskBuffer {
     dir: PathBuf,
-    config: DiskBufferConfig,
+    config: BufferConfig,
     log: Mutex<SegmentLog>,
     state: Mutex<State>,
     written: watch::Sender<u64>,
@@ -140,7 +140,7 @@ impl DiskBuffer {
     /// Opens the buffer in `dir`, repairing damage and recovering identity and sequences.
     pub fn open(
         dir: &Path,
-        config: DiskBufferConfig,
+        config: BufferConfig,
         metrics: CollectorMetrics,
     ) -> Result<Arc<Self>, BufferError> {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
