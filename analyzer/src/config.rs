@@ -13,9 +13,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::consume::KafkaIngest;
-use crate::error::{AnalyzerError, QueryError};
+use crate::error::AnalyzerError;
 use crate::ingest::{self, StoreSink};
-use crate::query::{self, QueryEngine};
+use crate::query::{self, QueryConfig, QueryEngine};
 use crate::store::{Store, StoreConfig};
 use crate::telemetry::AnalyzerMetrics;
 
@@ -27,6 +27,8 @@ pub struct AnalyzerConfig {
     pub http_addr: SocketAddr,
     /// Flushing and limits of the store.
     pub store: StoreConfig,
+    /// Limits of SQL queries.
+    pub query: QueryConfig,
 }
 
 impl Default for AnalyzerConfig {
@@ -34,6 +36,7 @@ impl Default for AnalyzerConfig {
         Self {
             http_addr: SocketAddr::from(([0, 0, 0, 0], 4380)),
             store: StoreConfig::default(),
+            query: QueryConfig::default(),
         }
     }
 }
@@ -66,11 +69,8 @@ impl AnalyzerConfig {
     pub fn open(&self, data_dir: &Path, registry: &Registry) -> Result<Analyzer, AnalyzerError> {
         let metrics = AnalyzerMetrics::new(registry)?;
         let store = Arc::new(Store::open(data_dir, self.store.clone(), metrics.clone())?);
-        let engine = QueryEngine::new(&store, metrics.clone()).map_err(|e| match e {
-            QueryError::Invalid(m) | QueryError::Execution(m) => {
-                AnalyzerError::Store(crate::error::StoreError::Schema(m))
-            }
-        })?;
+        let engine = QueryEngine::new(&store, self.query.clone(), metrics.clone())
+            .map_err(|e| AnalyzerError::Store(crate::error::StoreError::Schema(e.to_string())))?;
         Ok(Analyzer {
             config: self.clone(),
             store,

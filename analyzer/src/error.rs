@@ -46,6 +46,12 @@ pub enum QueryError {
     /// The query was valid but failed while running.
     #[error("{0}")]
     Execution(String),
+    /// The query ran longer than the configured timeout and was cancelled.
+    #[error("the query was cancelled after the {0:?} timeout (analyzer.query.timeout); narrow its time range or aggregate more")]
+    Timeout(std::time::Duration),
+    /// The query needed more memory than the configured limit.
+    #[error("the query needs more memory than analyzer.query.memory_limit_bytes allows: {0}")]
+    TooLarge(String),
 }
 
 /// Why the analyzer could not start.

@@ -15,6 +15,9 @@ use serde_json::json;
 use super::sql::{QueryEngine, QueryResult};
 use crate::error::QueryError;
 
+/// Response header saying whether the result was cut at `max_result_rows`.
+pub const TRUNCATED_HEADER: &str = "x-meridian-truncated";
+
 /// The request body.
 #[derive(Deserialize)]
 struct SqlRequest {
@@ -50,6 +53,13 @@ async fn sql(
         Ok(r) => r,
         Err(QueryError::Invalid(m)) => return error(StatusCode::BAD_REQUEST, m),
         Err(QueryError::Execution(m)) => return error(StatusCode::INTERNAL_SERVER_ERROR, m),
+        // As Prometheus's query API: a timeout is 503, a query too big to run is 422.
+        Err(e @ QueryError::Timeout(_)) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+        Err(e @ QueryError::TooLarge(_)) => {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+        }
     };
     let accept = headers
         .get(header::ACCEPT)
@@ -62,8 +72,16 @@ async fn sql(
     } else {
         json_body(&result).map(|b| ("application/json", b))
     };
+    let truncated = if result.truncated { "true" } else { "false" };
     match encoded {
-        Ok((content_type, body)) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Ok((content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::HeaderName::from_static(TRUNCATED_HEADER), truncated),
+            ],
+            body,
+        )
+            .into_response(),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("encoding the result: {e}"),
@@ -71,7 +89,8 @@ async fn sql(
     }
 }
 
-/// `{"columns": [{"name", "type"}...], "rows": [{column: value}...]}`; nulls are explicit.
+/// `{"columns": [{"name", "type"}...], "truncated": bool, "rows": [{column: value}...]}`; nulls
+/// are explicit.
 fn json_body(result: &QueryResult) -> Result<Vec<u8>, arrow::error::ArrowError> {
     let mut rows = Vec::new();
     {
@@ -92,8 +111,9 @@ fn json_body(result: &QueryResult) -> Result<Vec<u8>, arrow::error::ArrowError> 
         .map(|f| json!({ "name": f.name(), "type": f.data_type().to_string() }))
         .collect();
     let mut out = format!(
-        "{{\"columns\":{},\"rows\":",
-        serde_json::Value::from(columns)
+        "{{\"columns\":{},\"truncated\":{},\"rows\":",
+        serde_json::Value::from(columns),
+        result.truncated
     )
     .into_bytes();
     out.extend_from_slice(&rows);

@@ -3,4 +3,4 @@
 pub mod http;
 pub mod sql;
 
-pub use sql::QueryEngine;
+pub use sql::{QueryConfig, QueryEngine};
