@@ -83,8 +83,11 @@ pub struct KafkaConfig {
     pub producer: BTreeMap<String, String>,
     /// Extra librdkafka properties for the consumer only.
     pub consumer: BTreeMap<String, String>,
-    /// Consumer group of the analyzers.
+    /// Consumer group of the analyzers (where offsets are committed).
     pub group_id: String,
+    /// How an analyzer gets partitions: `all` (it reads every partition, the group only stores
+    /// offsets) or `group` (analyzers of the group share them, rebalanced by the broker).
+    pub assignment: Assignment,
     /// Also consume the OpenTelemetry Collector Kafka exporter's topics (`otlp_proto`).
     pub otlp_topics: OtlpTopics,
     /// Create missing topics at start-up.
@@ -105,12 +108,26 @@ impl Default for KafkaConfig {
             producer: BTreeMap::new(),
             consumer: BTreeMap::new(),
             group_id: "meridian-analyzer".into(),
+            assignment: Assignment::All,
             otlp_topics: OtlpTopics::default(),
             create_topics: true,
             partitions: 3,
             replication_factor: -1,
         }
     }
+}
+
+/// How an analyzer gets its partitions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Assignment {
+    /// Every partition of every topic; no group membership, so nothing waits for a rebalance.
+    /// The one-analyzer deployment (the default).
+    #[default]
+    All,
+    /// Shared by the group's members (Kafka's group protocol). A revoked partition is not
+    /// flushed first yet, so a rebalance can duplicate the old owner's in-memory rows.
+    Group,
 }
 
 /// Topics written by the OpenTelemetry Collector's Kafka exporter with `encoding: otlp_proto`

@@ -6,6 +6,9 @@
 //! a message at or below a stored position, or with a (collector, sequence, part) already stored,
 //! is acknowledged without being stored again.
 //!
+//! Partitions: by default the analyzer reads all of them (`kafka.assignment = "all"`) and uses the
+//! group only to store offsets; `"group"` shares them among analyzers.
+//!
 //! - [`message`]: turning one message of either format into a batch and its origin.
 
 pub mod message;
@@ -14,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meridian_collector::kafka::KafkaConfig;
+use meridian_collector::kafka::{Assignment, KafkaConfig};
 use prometheus::IntGaugeVec;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
@@ -50,6 +53,26 @@ impl ClientContext for LagContext {
 
 impl ConsumerContext for LagContext {}
 
+/// Every partition of `topics`, each starting at the group's committed offset (or the earliest).
+fn all_partitions(
+    consumer: &StreamConsumer<LagContext>,
+    topics: &[&str],
+) -> Result<TopicPartitionList, ConsumeError> {
+    let mut list = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(30))
+            .map_err(|e| ConsumeError(format!("reading the partitions of {topic}: {e}")))?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                list.add_partition_offset(t.name(), p.id(), Offset::Stored)
+                    .map_err(|e| ConsumeError(e.to_string()))?;
+            }
+        }
+    }
+    Ok(list)
+}
+
 /// Why the consumer could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("Kafka consumer: {0}")]
@@ -64,7 +87,8 @@ pub struct KafkaIngest {
 }
 
 impl KafkaIngest {
-    /// Creates the consumer and subscribes to the topics (creating missing ones if configured).
+    /// Creates the consumer and takes its partitions — all of them, or the group's share —
+    /// creating missing topics if configured.
     pub async fn start(
         config: &KafkaConfig,
         store: Arc<Store>,
@@ -99,9 +123,17 @@ impl KafkaIngest {
                 lag: metrics.kafka_lag.clone(),
             })
             .map_err(|e| ConsumeError(e.to_string()))?;
-        consumer
-            .subscribe(&topics)
-            .map_err(|e| ConsumeError(e.to_string()))?;
+        match config.assignment {
+            Assignment::Group => consumer
+                .subscribe(&topics)
+                .map_err(|e| ConsumeError(e.to_string()))?,
+            Assignment::All => {
+                let all = all_partitions(&consumer, &topics)?;
+                consumer
+                    .assign(&all)
+                    .map_err(|e| ConsumeError(e.to_string()))?;
+            }
+        }
         tracing::info!(brokers = %config.brokers, ?topics, group = %config.group_id, "consuming from Kafka");
         Ok(Self {
             consumer,
