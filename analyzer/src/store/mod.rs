@@ -210,15 +210,15 @@ impl Store {
     pub async fn flush(&self, signal: Signal) -> Result<(), StoreError> {
         let _guard = self.flush_locks[&signal].lock().await;
         let table = self.table(signal);
-        let (snapshot, durable) = {
+        let (snapshot, durable, nothing_new) = {
             let ledger = table.lock_ledger();
             let snapshot = table.snapshot();
             let flush_id = ledger.durable().flush_id + 1;
             let durable = ledger.durable_after(snapshot.appended, flush_id);
-            (snapshot, durable)
+            let nothing_new =
+                snapshot.hot.is_empty() && durable.offsets == ledger.durable().offsets;
+            (snapshot, durable, nothing_new)
         };
-        let nothing_new =
-            snapshot.hot.is_empty() && durable.offsets == table.lock_ledger().durable().offsets;
         if snapshot.appended == 0 || nothing_new {
             return Ok(());
         }

@@ -109,7 +109,7 @@ pub async fn run(
             buffer
                 .metrics
                 .queue_rows
-                .sub(i64::from(item.permit.num_permits() as u32));
+                .sub(item.permit.num_permits() as i64);
             drop(item.permit);
         }
     }

@@ -67,22 +67,25 @@ pub async fn run(
                     break;
                 }
             };
-            let batch = match decode(&record, &collector) {
-                Some(batch) => batch,
-                None => {
-                    metrics
-                        .lost_rows
-                        .with_label_values(&[record.signal.as_str()])
-                        .inc_by(u64::from(record.rows));
-                    buffer.mark_delivered(index + 1, record.signal, record.sequence);
-                    continue;
-                }
+            let (signal, sequence, rows, created_ms) = (
+                record.signal,
+                record.sequence,
+                record.rows,
+                record.created_ms,
+            );
+            let Some(batch) = for_sink(record, &collector, sink.needs_batches()) else {
+                metrics
+                    .lost_rows
+                    .with_label_values(&[signal.as_str()])
+                    .inc_by(u64::from(rows));
+                buffer.mark_delivered(index + 1, signal, sequence);
+                continue;
             };
             in_flight.push_back(InFlight {
                 index,
-                signal: record.signal,
-                sequence: record.sequence,
-                created_ms: record.created_ms,
+                signal,
+                sequence,
+                created_ms,
             });
             let (config, sink, metrics, shutdown) = (
                 config.clone(),
@@ -97,7 +100,7 @@ pub async fn run(
                     metrics: &metrics,
                     shutdown: &shutdown,
                 };
-                attempt.deliver(batch).await
+                attempt.deliver(batch, rows as usize).await
             });
         }
         let age = in_flight.front().map_or(0.0, |f| {
@@ -144,21 +147,27 @@ pub async fn run(
     }
 }
 
-/// The record as a batch for the sink, keeping its encoded form; `None` (logged) if its Arrow
-/// stream cannot be read.
-fn decode(record: &BufferedRecord, collector: &Arc<str>) -> Option<SignalBatch> {
-    match ipc::decode(&record.ipc) {
-        Ok(batches) => Some(
-            SignalBatch::from_batches(record.signal, batches)
-                .with_id(BatchId {
-                    collector: Arc::clone(collector),
-                    sequence: record.sequence,
-                })
-                .with_encoded(record.ipc.clone().into()),
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, sequence = record.sequence, "a buffered record is unreadable; skipping it");
-            None
+/// The record as a batch for the sink, with its encoded form attached; decoded only for sinks
+/// that need the batches (those sending the stream as it is skip the work). `None` (logged) if
+/// its Arrow stream cannot be read.
+fn for_sink(record: BufferedRecord, collector: &Arc<str>, decode: bool) -> Option<SignalBatch> {
+    let batches = if decode {
+        match ipc::decode(&record.ipc) {
+            Ok(batches) => batches,
+            Err(e) => {
+                tracing::error!(error = %e, sequence = record.sequence, "a buffered record is unreadable; skipping it");
+                return None;
+            }
         }
-    }
+    } else {
+        Vec::new()
+    };
+    Some(
+        SignalBatch::from_batches(record.signal, batches)
+            .with_id(BatchId {
+                collector: Arc::clone(collector),
+                sequence: record.sequence,
+            })
+            .with_encoded(record.ipc.into()),
+    )
 }

@@ -114,7 +114,7 @@ impl Delivery<'_> {
             metrics: self.metrics,
             shutdown: self.shutdown,
         };
-        if attempt.deliver(batch).await == Outcome::Abandoned {
+        if attempt.deliver(batch, rows).await == Outcome::Abandoned {
             tracing::error!(%signal, rows, "shutting down with the sink unreachable: rows lost");
             self.metrics
                 .lost_rows

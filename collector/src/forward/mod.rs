@@ -69,12 +69,11 @@ pub(crate) struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
-    /// Delivers `batch`, retrying with exponential backoff while the sink is unavailable; after
-    /// shutdown, for at most the grace period.
-    pub async fn deliver(&self, batch: SignalBatch) -> Outcome {
+    /// Delivers `batch` (of `rows` rows, for the metrics), retrying with exponential backoff
+    /// while the sink is unavailable; after shutdown, for at most the grace period.
+    pub async fn deliver(&self, batch: SignalBatch, rows: usize) -> Outcome {
         let (config, sink, metrics) = (self.config, self.sink, self.metrics);
         let signal = batch.signal;
-        let rows = batch.rows();
         let mut backoff = config.retry_initial_backoff;
         // Completes one grace period after shutdown starts: then the delivery is given up.
         let give_up = async {

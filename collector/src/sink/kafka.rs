@@ -67,7 +67,14 @@ impl KafkaSink {
         let parts: Vec<bytes::Bytes> = if whole.len() <= limit {
             vec![whole]
         } else {
-            let rows = arrow::compute::concat_batches(&batch.signal.schema(), &batch.batches)
+            // Only batches that bypassed the disk buffer's splitting get here, decoded or not.
+            let batches = if batch.batches.is_empty() {
+                crate::ipc::decode(&whole)
+                    .map_err(|e| SinkError::Refused(format!("decoding Arrow IPC: {e}")))?
+            } else {
+                batch.batches.clone()
+            };
+            let rows = arrow::compute::concat_batches(&batch.signal.schema(), &batches)
                 .map_err(|e| SinkError::Refused(format!("joining batches: {e}")))?;
             encode_bounded(&rows, limit)
                 .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?
@@ -136,6 +143,10 @@ fn classify(topic: &str, e: KafkaError) -> SinkError {
 impl Sink for KafkaSink {
     fn name(&self) -> &'static str {
         "kafka"
+    }
+
+    fn needs_batches(&self) -> bool {
+        false
     }
 
     fn max_in_flight(&self) -> usize {

@@ -37,6 +37,12 @@ pub trait Sink: Send + Sync + 'static {
         usize::MAX
     }
 
+    /// Whether a delivery must carry decoded batches. Sinks that send the encoded stream
+    /// ([`SignalBatch::ipc`]) say no, and the disk buffer then skips decoding its records.
+    fn needs_batches(&self) -> bool {
+        true
+    }
+
     /// Delivers one batch; `Ok` means the destination holds it.
     fn deliver(&self, batch: SignalBatch) -> BoxFuture<'_, Result<(), SinkError>>;
 }

@@ -101,6 +101,10 @@ impl Sink for NetworkSink {
         "network"
     }
 
+    fn needs_batches(&self) -> bool {
+        false
+    }
+
     fn deliver(&self, batch: SignalBatch) -> BoxFuture<'_, Result<(), SinkError>> {
         self.post(batch).boxed()
     }
