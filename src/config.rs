@@ -45,6 +45,9 @@ pub struct Overrides {
     /// The process's own HTTP API: SQL, health, metrics [default: 0.0.0.0:4380; collector: 4381].
     #[arg(long, env = "MERIDIAN_HTTP_ADDR", global = true)]
     pub http_addr: Option<SocketAddr>,
+    /// The analyzer's PostgreSQL wire endpoint [default: 0.0.0.0:15432].
+    #[arg(long, env = "MERIDIAN_PG_ADDR", global = true)]
+    pub pg_addr: Option<SocketAddr>,
     /// Region stamped on every row [default: local].
     #[arg(long, env = "MERIDIAN_REGION", global = true)]
     pub region: Option<String>,
@@ -74,6 +77,9 @@ impl MeridianConfig {
         }
         if let Some(a) = overrides.otlp_http_addr {
             config.collector.otlp_http_addr = a;
+        }
+        if let Some(a) = overrides.pg_addr {
+            config.analyzer.postgres.addr = a;
         }
         if let Some(r) = &overrides.region {
             config.collector.region = r.clone();

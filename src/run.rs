@@ -53,10 +53,11 @@ pub async fn standalone(config: MeridianConfig) -> anyhow::Result<()> {
         .serve()
         .await?;
     println!(
-        "meridian standalone: OTLP gRPC {} · OTLP HTTP {} · SQL http://{}/api/v1/sql · data {}",
+        "meridian standalone: OTLP gRPC {} · OTLP HTTP {} · SQL http://{}/api/v1/sql{} · data {}",
         collector.grpc_addr,
         collector.http_addr,
         analyzer.http_addr,
+        postgres_banner(&analyzer),
         config.data_dir().display()
     );
     shutdown_signal().await;
@@ -152,8 +153,9 @@ pub async fn analyzer(config: MeridianConfig) -> anyhow::Result<()> {
     }
     let analyzer = analyzer.serve().await?;
     println!(
-        "meridian analyzer: SQL http://{}/api/v1/sql · ingest http://{}/api/v1/ingest{} · data {}",
+        "meridian analyzer: SQL http://{}/api/v1/sql{} · ingest http://{}/api/v1/ingest{} · data {}",
         analyzer.http_addr,
+        postgres_banner(&analyzer),
         analyzer.http_addr,
         source,
         config.data_dir().display()
@@ -161,4 +163,12 @@ pub async fn analyzer(config: MeridianConfig) -> anyhow::Result<()> {
     shutdown_signal().await;
     analyzer.shutdown().await;
     Ok(())
+}
+
+/// ` · PostgreSQL ADDR` for the startup line, when the endpoint is on.
+pub fn postgres_banner(analyzer: &meridian_analyzer::RunningAnalyzer) -> String {
+    analyzer
+        .pg_addr
+        .map(|addr| format!(" · PostgreSQL {addr}"))
+        .unwrap_or_default()
 }

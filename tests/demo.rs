@@ -24,6 +24,8 @@ fn demo_runs_and_flags_the_incident() {
             "127.0.0.1:0",
             "--http-addr",
             "127.0.0.1:0",
+            "--pg-addr",
+            "127.0.0.1:0",
         ])
         .env("MERIDIAN_LOG", "warn")
         .stderr(Stdio::inherit())

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::consume::KafkaIngest;
 use crate::error::AnalyzerError;
 use crate::ingest::{self, StoreSink};
-use crate::query::{self, QueryConfig, QueryEngine};
+use crate::query::{self, PgConfig, PgServer, QueryConfig, QueryEngine};
 use crate::store::{Store, StoreConfig};
 use crate::telemetry::AnalyzerMetrics;
 
@@ -29,6 +29,8 @@ pub struct AnalyzerConfig {
     pub store: StoreConfig,
     /// Limits of SQL queries.
     pub query: QueryConfig,
+    /// The PostgreSQL wire endpoint.
+    pub postgres: PgConfig,
 }
 
 impl Default for AnalyzerConfig {
@@ -37,6 +39,7 @@ impl Default for AnalyzerConfig {
             http_addr: SocketAddr::from(([0, 0, 0, 0], 4380)),
             store: StoreConfig::default(),
             query: QueryConfig::default(),
+            postgres: PgConfig::default(),
         }
     }
 }
@@ -56,6 +59,11 @@ pub struct Analyzer {
 pub struct RunningAnalyzer {
     /// Bound HTTP address.
     pub http_addr: SocketAddr,
+    /// Bound PostgreSQL address, if the endpoint is enabled.
+    pub pg_addr: Option<SocketAddr>,
+    stop_serving: CancellationToken,
+    pg: Option<JoinHandle<()>>,
+    maintenance: JoinHandle<()>,
     stop_http: CancellationToken,
     stop_flusher: CancellationToken,
     http: JoinHandle<()>,
@@ -143,6 +151,23 @@ impl Analyzer {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(error)?;
         let http_addr = listener.local_addr().map_err(error)?;
         let stop_http = CancellationToken::new();
+        let stop_serving = CancellationToken::new();
+        let (pg_addr, pg) = if self.config.postgres.enabled {
+            let server = PgServer::bind(&self.config.postgres, Arc::clone(&self.engine)).await?;
+            let addr = self.config.postgres.addr;
+            let pg_addr = server.local_addr().map_err(|source| AnalyzerError::Bind {
+                what: "PostgreSQL endpoint",
+                addr,
+                source,
+            })?;
+            tracing::info!(%pg_addr, "analyzer serving SQL over the PostgreSQL protocol");
+            (
+                Some(pg_addr),
+                Some(tokio::spawn(server.run(stop_serving.clone()))),
+            )
+        } else {
+            (None, None)
+        };
         let stop_flusher = CancellationToken::new();
         let router = self.router();
         let stop = stop_http.clone();
@@ -155,6 +180,8 @@ impl Analyzer {
             }
         });
         let flusher = tokio::spawn(Arc::clone(&self.store).run_flusher(stop_flusher.clone()));
+        let maintenance =
+            tokio::spawn(Arc::clone(&self.store).run_maintenance(stop_serving.clone()));
         let stop_consumer = CancellationToken::new();
         let consumer = match &self.kafka {
             Some(kafka) => {
@@ -168,6 +195,10 @@ impl Analyzer {
         tracing::info!(%http_addr, "analyzer serving SQL on /api/v1/sql");
         Ok(RunningAnalyzer {
             http_addr,
+            pg_addr,
+            stop_serving,
+            pg,
+            maintenance,
             stop_http,
             stop_flusher,
             http,
@@ -183,8 +214,13 @@ impl RunningAnalyzer {
     /// the consumed offsets.
     pub async fn shutdown(self) {
         self.stop_http.cancel();
+        self.stop_serving.cancel();
         self.stop_consumer.cancel();
         let _ = self.http.await;
+        if let Some(pg) = self.pg {
+            let _ = pg.await;
+        }
+        let _ = self.maintenance.await;
         let consumer = match self.consumer {
             Some(task) => task.await.ok(),
             None => None,

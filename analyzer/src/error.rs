@@ -54,6 +54,18 @@ pub enum QueryError {
     TooLarge(String),
 }
 
+impl QueryError {
+    /// The same kind of error, for counting (the message is not needed).
+    pub(crate) fn clone_kind(&self) -> QueryError {
+        match self {
+            QueryError::Invalid(_) => QueryError::Invalid(String::new()),
+            QueryError::Execution(_) => QueryError::Execution(String::new()),
+            QueryError::Timeout(d) => QueryError::Timeout(*d),
+            QueryError::TooLarge(_) => QueryError::TooLarge(String::new()),
+        }
+    }
+}
+
 /// Why the analyzer could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzerError {
@@ -73,6 +85,9 @@ pub enum AnalyzerError {
     /// The Kafka consumer could not start.
     #[error("{0}")]
     Kafka(#[from] crate::consume::ConsumeError),
+    /// The PostgreSQL endpoint is misconfigured.
+    #[error("{0}")]
+    Postgres(String),
     /// Metrics could not be registered.
     #[error("registering metrics: {0}")]
     Metrics(#[from] prometheus::Error),

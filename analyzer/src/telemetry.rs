@@ -25,6 +25,10 @@ pub struct AnalyzerMetrics {
     pub kafka_messages: IntCounterVec,
     /// Consumer lag (messages behind the partition's end), by topic and partition.
     pub kafka_lag: IntGaugeVec,
+    /// Parquet files taken out of a table, by table and reason (`compacted`, `expired`).
+    pub files_retired: IntCounterVec,
+    /// Parquet files in each table.
+    pub files: IntGaugeVec,
 }
 
 impl AnalyzerMetrics {
@@ -57,6 +61,14 @@ impl AnalyzerMetrics {
             &["topic", "partition"],
         )?;
         registry.register(Box::new(kafka_lag.clone()))?;
+        let files = IntGaugeVec::new(
+            Opts::new(
+                "meridian_analyzer_parquet_files",
+                "Parquet files in the table",
+            ),
+            &["table"],
+        )?;
+        registry.register(Box::new(files.clone()))?;
         Ok(Self {
             rows_ingested: counter(
                 "meridian_analyzer_ingested_rows_total",
@@ -96,6 +108,12 @@ impl AnalyzerMetrics {
                 &["topic", "outcome"],
             )?,
             kafka_lag,
+            files_retired: counter(
+                "meridian_analyzer_parquet_files_retired_total",
+                "Parquet files taken out of a table by compaction or retention",
+                &["table", "reason"],
+            )?,
+            files,
         })
     }
 }

@@ -64,6 +64,10 @@ impl Pipeline {
         let registry = Registry::new();
         let analyzer_config = AnalyzerConfig {
             http_addr: "127.0.0.1:0".parse()?,
+            postgres: meridian_analyzer::query::PgConfig {
+                enabled: false,
+                ..Default::default()
+            },
             ..AnalyzerConfig::default()
         };
         let mut analyzer = analyzer_config.open(&dir.join("analyzer"), &registry)?;

@@ -99,7 +99,15 @@ pub async fn run(config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("Query it yourself while it runs:");
     println!("  curl -s {sql_url} -H 'content-type: application/json' \\");
-    println!("    -d '{{\"query\": \"SELECT region, count(*) FROM spans GROUP BY region\"}}'\n");
+    println!("    -d '{{\"query\": \"SELECT region, count(*) FROM spans GROUP BY region\"}}'");
+    if let Some(pg) = analyzer.pg_addr {
+        println!(
+            "  psql -h {} -p {} -U meridian -c 'SELECT region, count(*) FROM spans GROUP BY region'",
+            loopback(pg).ip(),
+            pg.port()
+        );
+    }
+    println!();
 
     let started = Instant::now();
     let stop = tokio_util::sync::CancellationToken::new();

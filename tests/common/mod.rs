@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 pub mod kafka;
+pub mod pgwire;
 
 use serde_json::Value;
 
@@ -22,6 +23,8 @@ pub struct Meridian {
     pub http: Option<SocketAddr>,
     /// HTTP API address (SQL on analyzer and standalone; health on collector).
     pub api: SocketAddr,
+    /// PostgreSQL wire address (analyzer, standalone).
+    pub pg: Option<SocketAddr>,
 }
 
 /// The address after `label` in the banner line, e.g. `OTLP gRPC 127.0.0.1:1234`.
@@ -53,6 +56,8 @@ impl Meridian {
                 "127.0.0.1:0",
                 "--http-addr",
                 http_addr,
+                "--pg-addr",
+                "127.0.0.1:0",
             ])
             .args(args)
             .env("MERIDIAN_LOG", "warn")
@@ -76,6 +81,7 @@ impl Meridian {
             child,
             grpc: addr_after(&line, "OTLP gRPC "),
             http: addr_after(&line, "OTLP HTTP "),
+            pg: addr_after(&line, "PostgreSQL "),
             api,
         }
     }

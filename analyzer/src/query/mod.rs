@@ -1,6 +1,11 @@
-//! SQL over the store: the read-only DataFusion engine ([`sql`]) and its HTTP face ([`http`]).
+//! SQL over the store: the read-only DataFusion engine ([`sql`]) speaking PostgreSQL's dialect
+//! ([`dialect`]), and its two faces: HTTP ([`http`]) and the PostgreSQL wire ([`postgres`]).
 
+pub mod dialect;
 pub mod http;
+pub mod information_schema;
+pub mod postgres;
 pub mod sql;
 
-pub use sql::{QueryConfig, QueryEngine};
+pub use postgres::{PgConfig, PgServer};
+pub use sql::{QueryConfig, QueryEngine, QueryStream};

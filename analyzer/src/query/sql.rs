@@ -1,7 +1,10 @@
 //! The read-only SQL engine: a DataFusion session with the store's tables registered, and the
 //! limits that keep one query from hurting the others or ingest: a timeout, a memory pool (a
-//! query over it fails with a clear error instead of growing the process) and a cap on result
-//! rows.
+//! query over it fails with a clear error instead of growing the process), a cap on result
+//! rows, a cap on concurrent queries, and a thread pool of its own, so a heavy query competes
+//! with ingest for CPU through the OS scheduler instead of holding ingest's threads.
+//!
+//! Both SQL endpoints ([`super::http`], [`super::postgres`]) plan and run through this engine.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,12 +14,18 @@ use arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use futures::stream::{BoxStream, StreamExt};
 use meridian_collector::Signal;
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::error::QueryError;
 use crate::store::Store;
 use crate::telemetry::AnalyzerMetrics;
+
+/// The catalog (PostgreSQL: database) the tables live in, under schema `public`.
+pub const CATALOG: &str = "meridian";
 
 /// Limits of SQL queries (`[analyzer.query]`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -28,8 +37,13 @@ pub struct QueryConfig {
     /// Memory all running queries may hold together (sorts and joins spill to disk first);
     /// a query that needs more fails with an error saying so.
     pub memory_limit_bytes: usize,
-    /// Most rows a result returns; the rest are cut off and the result is marked truncated.
+    /// Most rows a result returns. Over HTTP the rest are cut off and the result is marked
+    /// truncated; PostgreSQL has no such mark, so there the query fails with an error saying so.
     pub max_result_rows: usize,
+    /// Queries running at once; more wait (their wait counts against `timeout`).
+    pub max_concurrent: usize,
+    /// Threads of the query pool, apart from ingest's (0: one per core).
+    pub threads: usize,
 }
 
 impl Default for QueryConfig {
@@ -38,6 +52,8 @@ impl Default for QueryConfig {
             timeout: Duration::from_secs(30),
             memory_limit_bytes: 2 << 30,
             max_result_rows: 100_000,
+            max_concurrent: 8,
+            threads: 0,
         }
     }
 }
@@ -47,6 +63,8 @@ pub struct QueryEngine {
     ctx: SessionContext,
     config: QueryConfig,
     metrics: AnalyzerMetrics,
+    pool: QueryPool,
+    running: Arc<Semaphore>,
 }
 
 /// The result of a query: its schema (also for zero rows) and batches.
@@ -59,6 +77,55 @@ pub struct QueryResult {
     pub truncated: bool,
 }
 
+/// A running query's batches, produced on the query pool.
+pub struct QueryStream {
+    /// Output schema.
+    pub schema: SchemaRef,
+    /// The batches; an error ends the stream.
+    pub batches: BoxStream<'static, Result<RecordBatch, QueryError>>,
+}
+
+/// The query thread pool; stopped without blocking when the engine is dropped (which may be on
+/// an async thread).
+struct QueryPool(Option<tokio::runtime::Runtime>);
+
+impl QueryPool {
+    fn new(threads: usize) -> Result<Self, QueryError> {
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            threads
+        };
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("meridian-query")
+            .enable_time()
+            .build()
+            .map(|runtime| Self(Some(runtime)))
+            .map_err(|e| QueryError::Execution(format!("starting the query threads: {e}")))
+    }
+
+    fn handle(&self) -> Option<&tokio::runtime::Handle> {
+        self.0.as_ref().map(tokio::runtime::Runtime::handle)
+    }
+}
+
+impl Drop for QueryPool {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The options that make a session read-only.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
 impl QueryEngine {
     /// An engine over the store's tables, with `config`'s limits.
     pub fn new(
@@ -66,7 +133,10 @@ impl QueryEngine {
         config: QueryConfig,
         metrics: AnalyzerMetrics,
     ) -> Result<Self, QueryError> {
-        let session = SessionConfig::new().with_information_schema(true);
+        // PostgreSQL's information_schema (below) replaces DataFusion's.
+        let session = SessionConfig::new()
+            .with_information_schema(false)
+            .with_default_catalog_and_schema(CATALOG, "public");
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(config.memory_limit_bytes, 1.0)
             .build_arc()
@@ -76,11 +146,34 @@ impl QueryEngine {
             ctx.register_table(signal.table(), store.table(signal))
                 .map_err(|e| QueryError::Execution(e.to_string()))?;
         }
+        let catalogs = ctx.state().catalog_list().clone();
+        if let Some(catalog) = catalogs.catalog(CATALOG) {
+            catalog
+                .register_schema(
+                    super::information_schema::NAME,
+                    Arc::new(super::information_schema::InformationSchema::new(&catalogs)),
+                )
+                .map_err(|e| QueryError::Execution(e.to_string()))?;
+        }
+        super::dialect::install(&ctx, CATALOG).map_err(|e| QueryError::Execution(e.to_string()))?;
         Ok(Self {
             ctx,
+            pool: QueryPool::new(config.threads)?,
+            running: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
             config,
             metrics,
         })
+    }
+
+    /// The DataFusion session: tables, `pg_catalog`, functions (for planning only; run plans
+    /// with [`QueryEngine::stream`] so the limits apply).
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The configured limits.
+    pub fn config(&self) -> &QueryConfig {
+        &self.config
     }
 
     /// Plans and runs one read-only statement.
@@ -90,51 +183,145 @@ impl QueryEngine {
     /// time limit ends with [`QueryError::Timeout`], one over the memory limit with
     /// [`QueryError::TooLarge`]; a result over `max_result_rows` is cut and marked truncated.
     pub async fn query(&self, sql: &str) -> Result<QueryResult, QueryError> {
-        let started = Instant::now();
-        let result = match tokio::time::timeout(self.config.timeout, self.run(sql)).await {
-            Ok(result) => result,
-            // Dropping the future cancels the plan's streams and frees their memory.
-            Err(_) => Err(QueryError::Timeout(self.config.timeout)),
+        let sql = super::dialect::rewrite(&self.ctx, sql);
+        let plan = match self.plan(&sql).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.count(&Err(e.clone_kind()), Instant::now());
+                return Err(e);
+            }
         };
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(QueryError::Invalid(_)) => "invalid",
-            Err(QueryError::Execution(_)) => "failed",
-            Err(QueryError::Timeout(_)) => "timeout",
-            Err(QueryError::TooLarge(_)) => "too_large",
-        };
-        self.metrics.queries.with_label_values(&[outcome]).inc();
-        self.metrics
-            .query_seconds
-            .with_label_values(&[outcome])
-            .observe(started.elapsed().as_secs_f64());
-        result
-    }
-
-    async fn run(&self, sql: &str) -> Result<QueryResult, QueryError> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let frame = self
-            .ctx
-            .sql_with_options(sql, options)
-            .await
-            .map_err(classify)?;
-        let schema = Arc::new(frame.schema().as_arrow().clone());
-        // One row past the cap tells whether anything was cut, and lets the plan stop early.
         let max = self.config.max_result_rows;
-        let frame = frame
-            .limit(0, Some(max.saturating_add(1)))
-            .map_err(classify)?;
-        let mut batches = frame.collect().await.map_err(classify)?;
+        let mut stream = self.stream(plan, Some(max.saturating_add(1))).await?;
+        let mut batches = Vec::new();
+        while let Some(batch) = stream.batches.next().await {
+            batches.push(batch?);
+        }
         let truncated = truncate(&mut batches, max);
         Ok(QueryResult {
-            schema,
+            schema: stream.schema,
             batches,
             truncated,
         })
     }
+
+    /// Plans one SQL statement, refusing anything but a query.
+    pub async fn plan(&self, sql: &str) -> Result<LogicalPlan, QueryError> {
+        let state = self.ctx.state();
+        let plan = state.create_logical_plan(sql).await.map_err(classify)?;
+        read_only().verify_plan(&plan).map_err(classify)?;
+        Ok(plan)
+    }
+
+    /// Runs a planned query on the query pool within the limits; at most `limit` rows.
+    ///
+    /// The timeout covers the wait for a free slot, planning and every batch; when it passes
+    /// or the stream is dropped, the query is cancelled and its memory freed.
+    pub async fn stream(
+        &self,
+        plan: LogicalPlan,
+        limit: Option<usize>,
+    ) -> Result<QueryStream, QueryError> {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let checked = read_only().verify_plan(&plan).map_err(classify);
+        let result = match checked {
+            Ok(()) => self.start(plan, limit, deadline, started).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            self.count(&Err(e.clone_kind()), started);
+        }
+        result
+    }
+
+    async fn start(
+        &self,
+        plan: LogicalPlan,
+        limit: Option<usize>,
+        deadline: tokio::time::Instant,
+        started: Instant,
+    ) -> Result<QueryStream, QueryError> {
+        let timeout = self.config.timeout;
+        let permit = tokio::time::timeout_at(deadline, Arc::clone(&self.running).acquire_owned())
+            .await
+            .map_err(|_| QueryError::Timeout(timeout))?
+            .map_err(|_| QueryError::Execution("the query engine is shutting down".into()))?;
+        let mut frame = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(classify)?;
+        if let Some(limit) = limit {
+            frame = frame.limit(0, Some(limit)).map_err(classify)?;
+        }
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let Some(pool) = self.pool.handle() else {
+            return Err(QueryError::Execution(
+                "the query engine is shutting down".into(),
+            ));
+        };
+        // Two batches of slack: the pool runs ahead of a slow client only that far.
+        let (tx, rx) = mpsc::channel::<Result<RecordBatch, QueryError>>(2);
+        let metrics = self.metrics.clone();
+        let task = pool.spawn(async move {
+            let _permit = permit;
+            let run = async {
+                // Plans are executed here so their partitions' tasks spawn on the pool.
+                let mut batches = frame.execute_stream().await.map_err(classify)?;
+                while let Some(batch) = batches.next().await {
+                    let batch = batch.map_err(classify)?;
+                    if tx.send(Ok(batch)).await.is_err() {
+                        return Ok(()); // the client went away
+                    }
+                }
+                Ok(())
+            };
+            let outcome = match tokio::time::timeout_at(deadline, run).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(QueryError::Timeout(timeout)),
+            };
+            record(&metrics, &outcome, started);
+            if let Err(e) = outcome {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        let abort = AbortOnDrop(task.abort_handle());
+        let batches = futures::stream::unfold((rx, abort), |(mut rx, abort)| async move {
+            rx.recv().await.map(|item| (item, (rx, abort)))
+        })
+        .boxed();
+        Ok(QueryStream { schema, batches })
+    }
+
+    fn count(&self, outcome: &Result<(), QueryError>, started: Instant) {
+        record(&self.metrics, outcome, started);
+    }
+}
+
+/// Cancels the query when its stream is dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Counts a finished query by outcome.
+fn record(metrics: &AnalyzerMetrics, outcome: &Result<(), QueryError>, started: Instant) {
+    let outcome = match outcome {
+        Ok(_) => "ok",
+        Err(QueryError::Invalid(_)) => "invalid",
+        Err(QueryError::Execution(_)) => "failed",
+        Err(QueryError::Timeout(_)) => "timeout",
+        Err(QueryError::TooLarge(_)) => "too_large",
+    };
+    metrics.queries.with_label_values(&[outcome]).inc();
+    metrics
+        .query_seconds
+        .with_label_values(&[outcome])
+        .observe(started.elapsed().as_secs_f64());
 }
 
 /// Keeps the first `max` rows; says whether any were dropped.
@@ -152,7 +339,7 @@ fn truncate(batches: &mut Vec<RecordBatch>, max: usize) -> bool {
 }
 
 /// Errors the user can fix are `Invalid`; the rest are failures of the engine.
-fn classify(e: DataFusionError) -> QueryError {
+pub(crate) fn classify(e: DataFusionError) -> QueryError {
     let message = e.to_string();
     match e.find_root() {
         DataFusionError::ResourcesExhausted(_) => QueryError::TooLarge(message),

@@ -79,6 +79,10 @@ pub struct LedgerState {
     /// Next offset to store, by `topic:partition`.
     pub offsets: BTreeMap<String, i64>,
     seen: BTreeMap<String, Seen>,
+    /// Parquet files (names) taken out of the table by compaction or retention but maybe not
+    /// yet deleted (queries may still read them): deleted at start-up, never read again.
+    #[serde(default)]
+    pub retired: BTreeSet<String>,
 }
 
 fn partition_key(topic: &str, partition: i32) -> String {
@@ -190,6 +194,13 @@ impl Ledger {
         }
         state.flush_id = flush_id;
         state
+    }
+
+    /// Forgets retired files once deleted (the next checkpoint no longer lists them).
+    pub fn forget_retired<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            self.durable.retired.remove(name);
+        }
     }
 
     /// Adopts `state` (from [`durable_after`](Self::durable_after)) once its checkpoint is saved.

@@ -8,6 +8,7 @@
 //! from Kafka they are consumed again from the checkpoint's offsets and stored once.
 
 pub mod ledger;
+mod lifecycle;
 mod parquet;
 mod prune;
 pub mod table;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::StoreError;
 use crate::telemetry::AnalyzerMetrics;
 use ledger::{LedgerState, Origin};
+pub use lifecycle::{CompactionConfig, Maintenance, RetentionConfig};
 pub use parquet::StoredFile;
 use table::Table;
 
@@ -52,6 +54,17 @@ pub struct StoreConfig {
     pub flush_max_rows: usize,
     /// Refuse new batches (retryable) while this many rows of a table wait to be flushed.
     pub max_hot_rows: usize,
+    /// How long each table keeps data.
+    pub retention: RetentionConfig,
+    /// When small Parquet files are merged.
+    pub compaction: CompactionConfig,
+    /// How often retention and compaction run.
+    #[serde(with = "humantime_serde")]
+    pub maintenance_interval: Duration,
+    /// How long replaced files stay on disk for queries that already planned with them; keep
+    /// it above `analyzer.query.timeout`.
+    #[serde(with = "humantime_serde")]
+    pub retired_grace: Duration,
 }
 
 impl Default for StoreConfig {
@@ -60,6 +73,10 @@ impl Default for StoreConfig {
             flush_interval: Duration::from_secs(10),
             flush_max_rows: 500_000,
             max_hot_rows: 4_000_000,
+            retention: RetentionConfig::default(),
+            compaction: CompactionConfig::default(),
+            maintenance_interval: Duration::from_secs(60),
+            retired_grace: Duration::from_secs(120),
         }
     }
 }
@@ -72,6 +89,7 @@ pub struct Store {
     flush_locks: BTreeMap<Signal, Mutex<()>>,
     metrics: AnalyzerMetrics,
     flush_wanted: tokio::sync::Notify,
+    retired: std::sync::Mutex<lifecycle::Retired>,
 }
 
 impl Store {
@@ -88,13 +106,17 @@ impl Store {
         for signal in Signal::ALL {
             let table_dir = dir.join(signal.table());
             let durable = LedgerState::load(&table_dir.join(CHECKPOINT))?;
-            let files = parquet::discover(&table_dir, durable.flush_id)?;
+            let files = parquet::discover(&table_dir, durable.flush_id, &durable.retired)?;
             tracing::info!(
                 table = signal.table(),
                 files = files.len(),
                 flush = durable.flush_id,
                 "opened table"
             );
+            metrics
+                .files
+                .with_label_values(&[signal.table()])
+                .set(files.len() as i64);
             tables.insert(signal, Arc::new(Table::new(signal, files, durable)));
             flush_locks.insert(signal, Mutex::new(()));
         }
@@ -105,6 +127,7 @@ impl Store {
             flush_locks,
             metrics,
             flush_wanted: tokio::sync::Notify::new(),
+            retired: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -265,6 +288,10 @@ impl Store {
             .with_label_values(&label)
             .inc_by(written.len() as u64);
         table.commit_flush(count, written);
+        self.metrics
+            .files
+            .with_label_values(&label)
+            .set(table.snapshot().files.len() as i64);
         self.metrics
             .hot_rows
             .with_label_values(&label)

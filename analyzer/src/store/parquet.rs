@@ -75,6 +75,27 @@ fn partition_dir(table_dir: &Path, hour_start: i64) -> PathBuf {
         .join(format!("hour={}", t.format("%H")))
 }
 
+/// How every Parquet file of the store is written: zstd, 64 Ki-row row groups (with min/max
+/// statistics, which prune by `time`), no dictionary for per-row unique columns.
+fn writer_properties() -> WriterProperties {
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_max_row_group_row_count(Some(64 * 1024));
+    // Ids are unique per row: a dictionary only costs CPU (interning) and never shrinks them.
+    for column in UNIQUE_COLUMNS {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+    }
+    props.build()
+}
+
+/// A file's final name for flush (or compaction) `id`.
+fn file_name(id: u64) -> String {
+    format!(
+        "{FLUSH_PREFIX}{id:016}-{}.parquet",
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
 /// Writes one hour's rows to a new zstd Parquet file, atomically.
 pub fn write_file(
     table_dir: &Path,
@@ -84,29 +105,29 @@ pub fn write_file(
 ) -> Result<StoredFile, StoreError> {
     let dir = partition_dir(table_dir, hour_start);
     fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
-    let name = format!(
-        "{FLUSH_PREFIX}{flush_id:016}-{}.parquet",
-        uuid::Uuid::new_v4().simple()
-    );
-    let path = dir.join(&name);
+    let name = file_name(flush_id);
     let tmp = dir.join(format!(".{name}.tmp"));
-    let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
-        .set_max_row_group_row_count(Some(64 * 1024));
-    // Ids are unique per row: a dictionary only costs CPU (interning) and never shrinks them.
-    for column in UNIQUE_COLUMNS {
-        props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
-    }
-    let props = props.build();
     let file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))?;
     writer.write(batch)?;
     let file = writer.into_inner()?;
     file.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
     drop(file);
-    fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, e))?;
+    publish(&tmp, hour_start, flush_id, Some(name))
+}
+
+/// Renames a finished temp file to its final name for flush `id`, durably.
+pub fn publish(
+    tmp: &Path,
+    hour_start: i64,
+    id: u64,
+    name: Option<String>,
+) -> Result<StoredFile, StoreError> {
+    let dir = tmp.parent().unwrap_or(Path::new("."));
+    let path = dir.join(name.unwrap_or_else(|| file_name(id)));
+    fs::rename(tmp, &path).map_err(|e| StoreError::io(&path, e))?;
     // Make the rename itself durable.
-    if let Ok(d) = File::open(&dir) {
+    if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
     let bytes = fs::metadata(&path)
@@ -119,6 +140,61 @@ pub fn write_file(
     })
 }
 
+/// Merges `inputs` (files of one hour partition) into new temp files of about `target_bytes`
+/// each, streaming batch by batch (memory stays at a few row groups). Returns the temp paths,
+/// to [`publish`] once the merge is committed.
+pub fn merge(inputs: &[StoredFile], target_bytes: u64) -> Result<Vec<PathBuf>, StoreError> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let Some(first) = inputs.first() else {
+        return Ok(Vec::new());
+    };
+    let dir = first
+        .path
+        .parent()
+        .ok_or_else(|| StoreError::Schema(format!("{} has no directory", first.path.display())))?
+        .to_path_buf();
+    let mut outputs = Vec::new();
+    let mut writer: Option<(PathBuf, ArrowWriter<File>)> = None;
+    for input in inputs {
+        let file = File::open(&input.path).map_err(|e| StoreError::io(&input.path, e))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
+            .with_batch_size(16 * 1024)
+            .build()?;
+        for batch in reader {
+            let batch = batch?;
+            if writer.is_none() {
+                let tmp = dir.join(format!(
+                    ".compact-{}.parquet.tmp",
+                    uuid::Uuid::new_v4().simple()
+                ));
+                let out = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+                let w = ArrowWriter::try_new(out, batch.schema(), Some(writer_properties()))?;
+                writer = Some((tmp, w));
+            }
+            if let Some((_, w)) = writer.as_mut() {
+                w.write(&batch)?;
+                if w.bytes_written() as u64 + w.in_progress_size() as u64 >= target_bytes {
+                    if let Some((tmp, w)) = writer.take() {
+                        finish(&tmp, w)?;
+                        outputs.push(tmp);
+                    }
+                }
+            }
+        }
+    }
+    if let Some((tmp, w)) = writer.take() {
+        finish(&tmp, w)?;
+        outputs.push(tmp);
+    }
+    Ok(outputs)
+}
+
+fn finish(tmp: &Path, writer: ArrowWriter<File>) -> Result<(), StoreError> {
+    let file = writer.into_inner()?;
+    file.sync_all().map_err(|e| StoreError::io(tmp, e))
+}
+
 /// Prefix of a file name written by flush `n`: `f{n:016}-{uuid}.parquet`.
 const FLUSH_PREFIX: &str = "f";
 
@@ -127,9 +203,14 @@ fn flush_of(name: &str) -> Option<u64> {
     name.strip_prefix(FLUSH_PREFIX)?.get(..16)?.parse().ok()
 }
 
-/// Finds the Parquet files of a table, deleting what a crash left behind: temp files, and files
-/// of flushes after `committed` (their rows are consumed again).
-pub fn discover(table_dir: &Path, committed: u64) -> Result<Vec<StoredFile>, StoreError> {
+/// Finds the Parquet files of a table, deleting what a crash left behind: temp files, files of
+/// flushes after `committed` (their rows are consumed again) and `retired` files (replaced by
+/// compaction, or expired).
+pub fn discover(
+    table_dir: &Path,
+    committed: u64,
+    retired: &std::collections::BTreeSet<String>,
+) -> Result<Vec<StoredFile>, StoreError> {
     let mut found = BTreeMap::new();
     if !table_dir.exists() {
         return Ok(Vec::new());
@@ -158,6 +239,9 @@ pub fn discover(table_dir: &Path, committed: u64) -> Result<Vec<StoredFile>, Sto
                     .to_owned();
                 if name.ends_with(".tmp") {
                     tracing::warn!(path = %file.display(), "removing an incomplete file left by a crash");
+                    let _ = fs::remove_file(&file);
+                } else if retired.contains(&name) {
+                    // Replaced by compaction or expired; its rows are elsewhere or gone by design.
                     let _ = fs::remove_file(&file);
                 } else if flush_of(&name).is_some_and(|f| f > committed) {
                     tracing::warn!(path = %file.display(), "removing a file of a flush that did not commit");
@@ -223,7 +307,7 @@ mod tests {
         ] {
             fs::write(hour.join(name), b"x").unwrap();
         }
-        let found = discover(dir.path(), 1).unwrap();
+        let found = discover(dir.path(), 1, &Default::default()).unwrap();
         let mut names: Vec<_> = found
             .iter()
             .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())

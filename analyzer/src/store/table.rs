@@ -103,6 +103,15 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Swaps `old` files for `new` in one step (compaction, retention).
+    pub fn replace_files(&self, old: &[StoredFile], new: Vec<StoredFile>) {
+        let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+        s.files.retain(|f| !old.iter().any(|o| o.path == f.path));
+        s.files.extend(new);
+    }
+}
+
 #[async_trait]
 impl TableProvider for Table {
     fn schema(&self) -> SchemaRef {
