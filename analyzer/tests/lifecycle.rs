@@ -38,7 +38,7 @@ fn batch(first: u64, n: u64, hours_ago: u64) -> SignalBatch {
     SignalBatch::new(Signal::Traces, common::spans_batch(spans))
 }
 
-fn config(retention: Option<Duration>) -> AnalyzerConfig {
+fn config(retention: Duration) -> AnalyzerConfig {
     let mut config = AnalyzerConfig::default();
     config.store.compaction.min_files = 4;
     config.store.retention.spans = retention;
@@ -102,7 +102,7 @@ fn query_loop(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_never_loses_or_duplicates_rows_under_queries() {
     let dir = tempfile::tempdir().unwrap();
-    let analyzer = config(None)
+    let analyzer = config(Duration::ZERO)
         .open(dir.path(), &prometheus::Registry::new())
         .unwrap();
     let (store, engine) = (analyzer.store(), analyzer.engine());
@@ -134,7 +134,7 @@ async fn compaction_never_loses_or_duplicates_rows_under_queries() {
     assert_eq!(counts(&engine).await, (total, total));
 
     drop((store, engine, analyzer));
-    let reopened = config(None)
+    let reopened = config(Duration::ZERO)
         .open(dir.path(), &prometheus::Registry::new())
         .unwrap();
     assert_eq!(counts(&reopened.engine()).await, (total, total));
@@ -146,7 +146,7 @@ async fn compaction_never_loses_or_duplicates_rows_under_queries() {
 #[tokio::test]
 async fn a_crash_after_compaction_never_duplicates_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(None);
+    let mut cfg = config(Duration::ZERO);
     cfg.store.retired_grace = Duration::from_secs(3600);
     let analyzer = cfg.open(dir.path(), &prometheus::Registry::new()).unwrap();
     let store = analyzer.store();
@@ -175,7 +175,7 @@ async fn a_crash_after_compaction_never_duplicates_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_drops_whole_partitions_under_queries() {
     let dir = tempfile::tempdir().unwrap();
-    let ttl = Some(Duration::from_secs(10 * 3600));
+    let ttl = Duration::from_secs(10 * 3600);
     let analyzer = config(ttl)
         .open(dir.path(), &prometheus::Registry::new())
         .unwrap();

@@ -44,7 +44,14 @@ pub struct Load<'a> {
     pub batch: usize,
     /// Concurrent clients.
     pub concurrency: usize,
+    /// Heavy SQL queries kept running during the ingest (0: none).
+    pub query_load: usize,
 }
+
+/// The query of the query load: a percentile per region and route over every span so far.
+const HEAVY_QUERY: &str = "SELECT region, http_route, \
+    approx_percentile_cont(duration_ns, 0.99) AS p99, count(*) AS n \
+    FROM spans GROUP BY 1, 2 ORDER BY p99 DESC";
 
 /// A collector and an analyzer in this process, joined by `transport`.
 struct Pipeline {
@@ -152,6 +159,21 @@ pub async fn run(load: &Load<'_>, transport: &Transport) -> anyhow::Result<f64> 
     let total = requests * batch;
     let mut seen = 0usize;
     let grpc_mode = protocol == "grpc";
+    let stop_queries = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let queries_done = Arc::new(AtomicUsize::new(0));
+    let query_tasks: Vec<_> = (0..load.query_load)
+        .map(|_| {
+            let engine = Arc::clone(&pipeline.engine);
+            let (stop, done) = (Arc::clone(&stop_queries), Arc::clone(&queries_done));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    if engine.query(HEAVY_QUERY).await.is_ok() {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
     {
         let next = Arc::new(AtomicUsize::new(0));
         let retries = Arc::new(AtomicUsize::new(0));
@@ -215,9 +237,22 @@ pub async fn run(load: &Load<'_>, transport: &Transport) -> anyhow::Result<f64> 
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let visible = started.elapsed();
+        stop_queries.store(true, Ordering::Relaxed);
+        for task in query_tasks {
+            let _ = task.await;
+        }
         let rate = total as f64 / visible.as_secs_f64();
+        let under = if load.query_load > 0 {
+            format!(
+                ", under {} query loops: {} heavy queries done",
+                load.query_load,
+                queries_done.load(Ordering::Relaxed)
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{protocol:>4} {:>10}: {total} spans in {:.2}s → {rate:.0} spans/s end to end (accepted in {:.2}s, {} backpressure retries, {concurrency} clients, {batch} spans/request)",
+            "{protocol:>4} {:>10}: {total} spans in {:.2}s → {rate:.0} spans/s end to end (accepted in {:.2}s, {} backpressure retries, {concurrency} clients, {batch} spans/request{under})",
             transport.name(),
             visible.as_secs_f64(),
             sent.as_secs_f64(),

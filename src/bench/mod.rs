@@ -7,10 +7,13 @@
 //!   a disk-buffered collector, Kafka and a consuming analyzer, against the in-process baseline.
 //! - `freshness`: export-to-visible-in-SQL latency percentiles, in-process and through Kafka.
 //! - `wire`: bytes per span of the Kafka messages against OTLP protobuf + zstd.
+//! - `query`: gateway questions over 10M spans, Meridian's SQL API against DuckDB on the same
+//!   Parquet files.
 
 mod convert;
 mod ingest;
 mod payload;
+mod query;
 mod raw_grpc;
 mod wire;
 
@@ -51,6 +54,10 @@ pub enum Which {
         /// Also measure through Kafka at these brokers (disk buffer + Kafka + consumer).
         #[arg(long)]
         kafka_brokers: Option<String>,
+        /// Also measure (in-process) with this many heavy SQL queries running throughout, and
+        /// report the ratio to the run without.
+        #[arg(long, default_value_t = 0)]
+        query_load: usize,
     },
     /// Export-to-visible-in-SQL latency, in-process and (with `--kafka-brokers`) through Kafka.
     Freshness {
@@ -73,6 +80,21 @@ pub enum Which {
         #[arg(long, default_value_t = 3)]
         zstd_level: i32,
     },
+    /// Gateway questions over a generated dataset: Meridian (SQL API) against DuckDB.
+    Query {
+        /// Spans in the dataset.
+        #[arg(long, default_value_t = 10_000_000)]
+        spans: usize,
+        /// Where the dataset is kept (generated once, reused by later runs).
+        #[arg(long, default_value = "meridian-bench-query")]
+        dir: std::path::PathBuf,
+        /// A Python with the `duckdb` package.
+        #[arg(long, env = "MERIDIAN_PYTHON", default_value = "python3")]
+        python: String,
+        /// Timed runs per question (the median is reported), after one warm-up.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 /// Runs the chosen benchmark and prints its figures.
@@ -85,6 +107,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             concurrency,
             protocols,
             kafka_brokers,
+            query_load,
         } => {
             for protocol in &protocols {
                 let load = ingest::Load {
@@ -92,8 +115,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     spans,
                     batch,
                     concurrency,
+                    query_load: 0,
                 };
                 let direct = ingest::run(&load, &ingest::Transport::InProcess).await?;
+                if query_load > 0 {
+                    let loaded = ingest::Load { query_load, ..load };
+                    let under = ingest::run(&loaded, &ingest::Transport::InProcess).await?;
+                    println!(
+                        "{protocol:>4}: ingest under {query_load} query loops / alone, throughput ratio {:.2}",
+                        under / direct
+                    );
+                }
                 if let Some(brokers) = &kafka_brokers {
                     let kafka =
                         ingest::run(&load, &ingest::Transport::Kafka(brokers.clone())).await?;
@@ -120,5 +152,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             batches,
             zstd_level,
         } => wire::run(&batches, zstd_level),
+        Which::Query {
+            spans,
+            dir,
+            python,
+            runs,
+        } => query::run(spans, &dir, &python, runs).await,
     }
 }

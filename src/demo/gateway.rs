@@ -17,6 +17,9 @@ use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracer
 use opentelemetry_sdk::Resource;
 use rand::Rng;
 
+pub use super::traffic::Condition;
+use super::traffic::Request;
+
 /// How a gateway reaches its collector.
 #[derive(Clone, Copy, Debug)]
 pub enum Transport {
@@ -140,69 +143,6 @@ impl Telemetry {
     }
 }
 
-/// A route the gateway serves: method, route template, upstream service, typical latency.
-struct Route {
-    method: &'static str,
-    route: &'static str,
-    upstream: &'static str,
-    median_ms: f64,
-    weight: u32,
-}
-
-const ROUTES: &[Route] = &[
-    Route {
-        method: "GET",
-        route: "/api/users/{id}",
-        upstream: "users",
-        median_ms: 18.0,
-        weight: 30,
-    },
-    Route {
-        method: "GET",
-        route: "/api/catalog/search",
-        upstream: "catalog",
-        median_ms: 45.0,
-        weight: 25,
-    },
-    Route {
-        method: "POST",
-        route: "/api/orders",
-        upstream: "orders",
-        median_ms: 80.0,
-        weight: 15,
-    },
-    Route {
-        method: "GET",
-        route: "/api/orders/{id}",
-        upstream: "orders",
-        median_ms: 25.0,
-        weight: 15,
-    },
-    Route {
-        method: "POST",
-        route: "/api/payments",
-        upstream: "payments",
-        median_ms: 120.0,
-        weight: 10,
-    },
-    Route {
-        method: "GET",
-        route: "/healthz",
-        upstream: "gateway",
-        median_ms: 1.0,
-        weight: 5,
-    },
-];
-
-/// What is wrong in a region right now.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Condition {
-    /// Latency multiplier (1 = healthy).
-    pub latency_factor: f64,
-    /// Extra probability of a 5xx answer.
-    pub error_rate: f64,
-}
-
 /// One simulated gateway instance in a region.
 pub struct Gateway {
     region: String,
@@ -246,55 +186,22 @@ impl Gateway {
     pub fn serve(&self, count: usize, condition: Condition, rng: &mut impl Rng) {
         let tracer = self.telemetry.tracer.tracer("meridian-demo-gateway");
         let logger = self.telemetry.logger.logger("meridian-demo-gateway");
-        let total: u32 = ROUTES.iter().map(|r| r.weight).sum();
         for _ in 0..count {
-            let mut pick = rng.random_range(0..total);
-            let route = ROUTES.iter().find(|r| {
-                if pick < r.weight {
-                    true
-                } else {
-                    pick -= r.weight;
-                    false
-                }
-            });
-            let Some(route) = route else { continue };
-            // Log-normal latency around the route's median; the incident stretches it.
-            let normal: f64 = (0..6).map(|_| rng.random::<f64>()).sum::<f64>() - 3.0;
-            let healthy_route = route.upstream == "gateway";
-            let factor = if healthy_route {
-                1.0
-            } else {
-                condition.latency_factor.max(1.0)
+            let Some(request) = Request::simulate(condition, rng) else {
+                continue;
             };
-            let ms = route.median_ms * factor * (0.45 * normal).exp();
-            let base_errors = 0.004;
-            let error_p = if healthy_route {
-                0.0
-            } else {
-                base_errors + condition.error_rate
-            };
-            let status: i64 = if rng.random::<f64>() < error_p {
-                *[500, 502, 503, 504]
-                    .get(rng.random_range(0..4))
-                    .unwrap_or(&503)
-            } else if rng.random::<f64>() < 0.02 {
-                404
-            } else if route.method == "POST" {
-                201
-            } else {
-                200
-            };
+            let (route, ms, status, healthy_route) = (
+                request.route,
+                request.ms,
+                request.status,
+                request.healthy_route(),
+            );
             let end = SystemTime::now();
             let start = end - Duration::from_secs_f64(ms / 1000.0);
             let attrs = vec![
                 KeyValue::new("http.request.method", route.method),
                 KeyValue::new("http.route", route.route),
-                KeyValue::new(
-                    "url.path",
-                    route
-                        .route
-                        .replace("{id}", &rng.random_range(1..5000).to_string()),
-                ),
+                KeyValue::new("url.path", request.path.clone()),
                 KeyValue::new("url.scheme", "https"),
                 KeyValue::new("http.response.status_code", status),
                 KeyValue::new("server.address", format!("api.{}.example.com", self.region)),

@@ -2,8 +2,10 @@
 //! exporting through the real OTLP exporter, a diurnal load shape, one scripted incident, and a
 //! live per-region table computed by SQL.
 
+pub mod dataset;
 mod gateway;
 mod live;
+pub mod traffic;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

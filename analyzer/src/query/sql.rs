@@ -134,9 +134,12 @@ impl QueryEngine {
         metrics: AnalyzerMetrics,
     ) -> Result<Self, QueryError> {
         // PostgreSQL's information_schema (below) replaces DataFusion's.
-        let session = SessionConfig::new()
+        let mut session = SessionConfig::new()
             .with_information_schema(false)
             .with_default_catalog_and_schema(CATALOG, "public");
+        // HTTP parses with PostgreSQL's dialect too, so both endpoints read SQL alike.
+        session.options_mut().sql_parser.dialect = datafusion::common::config::Dialect::PostgreSQL;
+
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(config.memory_limit_bytes, 1.0)
             .build_arc()
@@ -247,12 +250,14 @@ impl QueryEngine {
             .await
             .map_err(|_| QueryError::Timeout(timeout))?
             .map_err(|_| QueryError::Execution("the query engine is shutting down".into()))?;
+        // EXPLAIN [ANALYZE] must stay the plan's root; its output is small anyway.
+        let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
         let mut frame = self
             .ctx
             .execute_logical_plan(plan)
             .await
             .map_err(classify)?;
-        if let Some(limit) = limit {
+        if let Some(limit) = limit.filter(|_| !explain) {
             frame = frame.limit(0, Some(limit)).map_err(classify)?;
         }
         let schema = Arc::new(frame.schema().as_arrow().clone());

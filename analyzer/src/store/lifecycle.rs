@@ -19,24 +19,24 @@ use super::parquet::{self, StoredFile, HOUR_NS};
 use super::{Store, CHECKPOINT};
 use crate::error::StoreError;
 
-/// How long each table keeps data (`[analyzer.store.retention]`); unset keeps it forever.
+/// How long each table keeps data (`[analyzer.store.retention]`); `0s` keeps it forever.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
     /// Spans (traces).
     #[serde(with = "humantime_serde")]
-    pub spans: Option<Duration>,
+    pub spans: Duration,
     /// Metric points.
     #[serde(with = "humantime_serde")]
-    pub metrics: Option<Duration>,
+    pub metrics: Duration,
     /// Log records.
     #[serde(with = "humantime_serde")]
-    pub logs: Option<Duration>,
+    pub logs: Duration,
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        let days = |d: u64| Some(Duration::from_secs(d * 86_400));
+        let days = |d: u64| Duration::from_secs(d * 86_400);
         Self {
             spans: days(7),
             metrics: days(30),
@@ -46,13 +46,14 @@ impl Default for RetentionConfig {
 }
 
 impl RetentionConfig {
-    /// The TTL of a signal's table.
+    /// The TTL of a signal's table; `None` keeps its data forever.
     pub fn of(&self, signal: Signal) -> Option<Duration> {
-        match signal {
+        let ttl = match signal {
             Signal::Traces => self.spans,
             Signal::Metrics => self.metrics,
             Signal::Logs => self.logs,
-        }
+        };
+        (!ttl.is_zero()).then_some(ttl)
     }
 }
 
