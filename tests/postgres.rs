@@ -624,3 +624,25 @@ async fn limits_apply_over_the_wire() {
     );
     assert_eq!(c.rows("SELECT 1").1.len(), 1);
 }
+
+/// Scenario: a client sets `statement_timeout` below the configured timeout (30 s default).
+/// Guarantees: the session's own limit applies: a long query fails with 57014 within it.
+#[tokio::test]
+async fn statement_timeout_of_the_session_applies() {
+    let (_dir, _m, pg) = meridian_with_fixture(&[]).await;
+    let mut c = RawPg::connect(pg, "grafana", "meridian", &[]);
+    assert!(c
+        .query("SET statement_timeout = '200ms'")
+        .contains(&Msg::CommandComplete("SET".into())));
+    let started = std::time::Instant::now();
+    let messages = c.query("SELECT count(*) FROM generate_series(1, 10000000000) a");
+    assert!(
+        matches!(&messages[..], [.., Msg::Error { code, .. }] if code == "57014"),
+        "{messages:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -225,11 +225,23 @@ impl QueryEngine {
         plan: LogicalPlan,
         limit: Option<usize>,
     ) -> Result<QueryStream, QueryError> {
+        self.stream_within(plan, limit, None).await
+    }
+
+    /// As [`stream`](Self::stream), with a shorter timeout if the client asked for one
+    /// (PostgreSQL's `SET statement_timeout`); the configured timeout stays the ceiling.
+    pub async fn stream_within(
+        &self,
+        plan: LogicalPlan,
+        limit: Option<usize>,
+        timeout: Option<Duration>,
+    ) -> Result<QueryStream, QueryError> {
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let timeout = timeout.map_or(self.config.timeout, |t| t.min(self.config.timeout));
+        let deadline = tokio::time::Instant::now() + timeout;
         let checked = read_only().verify_plan(&plan).map_err(classify);
         let result = match checked {
-            Ok(()) => self.start(plan, limit, deadline, started).await,
+            Ok(()) => self.start(plan, limit, deadline, timeout, started).await,
             Err(e) => Err(e),
         };
         if let Err(e) = &result {
@@ -243,9 +255,9 @@ impl QueryEngine {
         plan: LogicalPlan,
         limit: Option<usize>,
         deadline: tokio::time::Instant,
+        timeout: Duration,
         started: Instant,
     ) -> Result<QueryStream, QueryError> {
-        let timeout = self.config.timeout;
         let permit = tokio::time::timeout_at(deadline, Arc::clone(&self.running).acquire_owned())
             .await
             .map_err(|_| QueryError::Timeout(timeout))?

@@ -134,12 +134,13 @@ impl Session {
         &self,
         plan: LogicalPlan,
         format: &Format,
-        options: Arc<FormatOptions>,
+        client: &(impl ClientInfo + ?Sized),
     ) -> PgWireResult<Response> {
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let max = self.engine.config().max_result_rows;
         let stream = self
             .engine
-            .stream(plan, Some(max.saturating_add(1)))
+            .stream_within(plan, Some(max.saturating_add(1)), statement_timeout(client))
             .await
             .map_err(pg_error)?;
         Ok(Response::Query(encode(stream, format, options, max)?))
@@ -165,7 +166,6 @@ impl SimpleQueryHandler for Session {
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
-        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let mut responses = Vec::with_capacity(statements.len());
         'statements: for statement in statements {
             for hook in &self.hooks {
@@ -178,10 +178,7 @@ impl SimpleQueryHandler for Session {
                 }
             }
             let plan = plan_statement(&self.engine, statement).await?;
-            responses.push(
-                self.run(plan, &Format::UnifiedText, Arc::clone(&options))
-                    .await?,
-            );
+            responses.push(self.run(plan, &Format::UnifiedText, client).await?);
         }
         Ok(responses)
     }
@@ -227,8 +224,7 @@ impl ExtendedQueryHandler for Session {
             .clone()
             .replace_params_with_values(&params)
             .map_err(|e| user_error("22023", e.to_string()))?;
-        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        self.run(plan, &portal.result_column_format, options).await
+        self.run(plan, &portal.result_column_format, client).await
     }
 }
 
@@ -272,6 +268,16 @@ impl QueryParser for StatementParser {
     ) -> PgWireResult<Vec<FieldInfo>> {
         self.inner.get_result_schema(stmt, column_format)
     }
+}
+
+/// The session's `SET statement_timeout`, as the SET hook records it (0 or unset: none).
+fn statement_timeout(client: &(impl ClientInfo + ?Sized)) -> Option<std::time::Duration> {
+    client
+        .metadata()
+        .get("statement_timeout_ms")
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(std::time::Duration::from_millis)
 }
 
 /// Plans a statement the hooks left: a read-only query.
