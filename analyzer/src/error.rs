@@ -55,13 +55,13 @@ pub enum QueryError {
 }
 
 impl QueryError {
-    /// The same kind of error, for counting (the message is not needed).
-    pub(crate) fn clone_kind(&self) -> QueryError {
+    /// The outcome label this error is counted under in the query metrics.
+    pub(crate) fn outcome(&self) -> &'static str {
         match self {
-            QueryError::Invalid(_) => QueryError::Invalid(String::new()),
-            QueryError::Execution(_) => QueryError::Execution(String::new()),
-            QueryError::Timeout(d) => QueryError::Timeout(*d),
-            QueryError::TooLarge(_) => QueryError::TooLarge(String::new()),
+            QueryError::Invalid(_) => "invalid",
+            QueryError::Execution(_) => "failed",
+            QueryError::Timeout(_) => "timeout",
+            QueryError::TooLarge(_) => "too_large",
         }
     }
 }

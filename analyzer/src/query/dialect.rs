@@ -147,15 +147,13 @@ impl VisitorMut for FromFunctions<'_> {
                 }
             }
         }
-        {
-            if bare_user {
-                if let Ok(call) = Parser::new(&PostgreSqlDialect {})
-                    .try_with_sql("session_user()")
-                    .and_then(|mut p| p.parse_expr())
-                {
-                    *expr = call;
-                    self.changed = true;
-                }
+        if bare_user {
+            if let Ok(call) = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql("session_user()")
+                .and_then(|mut p| p.parse_expr())
+            {
+                *expr = call;
+                self.changed = true;
             }
         }
         ControlFlow::Continue(())

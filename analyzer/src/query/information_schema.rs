@@ -59,7 +59,7 @@ impl InformationSchema {
             }
         }
         batch(
-            &["catalog_name", "schema_name", "schema_owner"],
+            "schemata",
             vec![
                 Arc::new(catalog_col.finish()),
                 Arc::new(schema_col.finish()),
@@ -128,7 +128,7 @@ impl InformationSchema {
             }
         }
         batch(
-            &["table_catalog", "table_schema", "table_name", "table_type"],
+            "tables",
             cols.iter_mut().map(|c| Arc::new(c.finish()) as _).collect(),
         )
     }
@@ -156,17 +156,7 @@ impl InformationSchema {
         }
         let [mut a, mut b, mut c, mut d] = names;
         batch(
-            &[
-                "table_catalog",
-                "table_schema",
-                "table_name",
-                "column_name",
-                "ordinal_position",
-                "column_default",
-                "is_nullable",
-                "data_type",
-                "udt_name",
-            ],
+            "columns",
             vec![
                 Arc::new(a.finish()),
                 Arc::new(b.finish()),
@@ -222,14 +212,9 @@ fn table_schema(table: &str) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-fn batch(names: &[&str], columns: Vec<arrow::array::ArrayRef>) -> DfResult<RecordBatch> {
-    let schema = table_schema(match names.len() {
-        3 => "schemata",
-        4 => "tables",
-        _ => "columns",
-    });
-    debug_assert_eq!(schema.fields().len(), names.len());
-    Ok(RecordBatch::try_new(schema, columns)?)
+/// One `information_schema` table's rows from its columns.
+fn batch(table: &str, columns: Vec<arrow::array::ArrayRef>) -> DfResult<RecordBatch> {
+    Ok(RecordBatch::try_new(table_schema(table), columns)?)
 }
 
 /// PostgreSQL's name for a column type (`data_type`) and its short name (`udt_name`).

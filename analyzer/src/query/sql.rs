@@ -186,11 +186,12 @@ impl QueryEngine {
     /// time limit ends with [`QueryError::Timeout`], one over the memory limit with
     /// [`QueryError::TooLarge`]; a result over `max_result_rows` is cut and marked truncated.
     pub async fn query(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        let started = Instant::now();
         let sql = super::dialect::rewrite(&self.ctx, sql);
         let plan = match self.plan(&sql).await {
             Ok(plan) => plan,
             Err(e) => {
-                self.count(&Err(e.clone_kind()), Instant::now());
+                record(&self.metrics, e.outcome(), started);
                 return Err(e);
             }
         };
@@ -208,12 +209,11 @@ impl QueryEngine {
         })
     }
 
-    /// Plans one SQL statement, refusing anything but a query.
+    /// Plans one SQL statement (running it through [`stream`](Self::stream) refuses anything
+    /// but a query).
     pub async fn plan(&self, sql: &str) -> Result<LogicalPlan, QueryError> {
         let state = self.ctx.state();
-        let plan = state.create_logical_plan(sql).await.map_err(classify)?;
-        read_only().verify_plan(&plan).map_err(classify)?;
-        Ok(plan)
+        state.create_logical_plan(sql).await.map_err(classify)
     }
 
     /// Runs a planned query on the query pool within the limits; at most `limit` rows.
@@ -245,7 +245,7 @@ impl QueryEngine {
             Err(e) => Err(e),
         };
         if let Err(e) = &result {
-            self.count(&Err(e.clone_kind()), started);
+            record(&self.metrics, e.outcome(), started);
         }
         result
     }
@@ -298,7 +298,8 @@ impl QueryEngine {
                 Ok(outcome) => outcome,
                 Err(_) => Err(QueryError::Timeout(timeout)),
             };
-            record(&metrics, &outcome, started);
+            let label = outcome.as_ref().map_or_else(QueryError::outcome, |()| "ok");
+            record(&metrics, label, started);
             if let Err(e) = outcome {
                 let _ = tx.send(Err(e)).await;
             }
@@ -309,10 +310,6 @@ impl QueryEngine {
         })
         .boxed();
         Ok(QueryStream { schema, batches })
-    }
-
-    fn count(&self, outcome: &Result<(), QueryError>, started: Instant) {
-        record(&self.metrics, outcome, started);
     }
 }
 
@@ -325,15 +322,8 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Counts a finished query by outcome.
-fn record(metrics: &AnalyzerMetrics, outcome: &Result<(), QueryError>, started: Instant) {
-    let outcome = match outcome {
-        Ok(_) => "ok",
-        Err(QueryError::Invalid(_)) => "invalid",
-        Err(QueryError::Execution(_)) => "failed",
-        Err(QueryError::Timeout(_)) => "timeout",
-        Err(QueryError::TooLarge(_)) => "too_large",
-    };
+/// Counts a finished query by outcome (`ok` or [`QueryError::outcome`]).
+fn record(metrics: &AnalyzerMetrics, outcome: &str, started: Instant) {
     metrics.queries.with_label_values(&[outcome]).inc();
     metrics
         .query_seconds

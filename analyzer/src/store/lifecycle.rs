@@ -215,7 +215,7 @@ impl Store {
         let committed = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let mut files = Vec::with_capacity(new.len());
             for (tmp, hour) in &new {
-                files.push(parquet::publish(tmp, *hour, id, None)?);
+                files.push(parquet::publish(tmp, *hour, id)?);
             }
             state.save(&dir.join(CHECKPOINT))?;
             Ok((files, state))

@@ -111,26 +111,23 @@ pub fn write_file(
 ) -> Result<StoredFile, StoreError> {
     let dir = partition_dir(table_dir, hour_start);
     fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
-    let name = file_name(flush_id);
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let tmp = dir.join(format!(
+        ".flush-{}.parquet.tmp",
+        uuid::Uuid::new_v4().simple()
+    ));
     let file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
     let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))?;
     writer.write(batch)?;
     let file = writer.into_inner()?;
     file.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
     drop(file);
-    publish(&tmp, hour_start, flush_id, Some(name))
+    publish(&tmp, hour_start, flush_id)
 }
 
 /// Renames a finished temp file to its final name for flush `id`, durably.
-pub fn publish(
-    tmp: &Path,
-    hour_start: i64,
-    id: u64,
-    name: Option<String>,
-) -> Result<StoredFile, StoreError> {
+pub fn publish(tmp: &Path, hour_start: i64, id: u64) -> Result<StoredFile, StoreError> {
     let dir = tmp.parent().unwrap_or(Path::new("."));
-    let path = dir.join(name.unwrap_or_else(|| file_name(id)));
+    let path = dir.join(file_name(id));
     fs::rename(tmp, &path).map_err(|e| StoreError::io(&path, e))?;
     // Make the rename itself durable.
     if let Ok(d) = File::open(dir) {

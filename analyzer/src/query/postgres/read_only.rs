@@ -15,7 +15,7 @@ use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 pub(super) struct ReadOnly;
 
 /// Why `statement` may not run, if it may not.
-pub(super) fn refusal(statement: &Statement) -> Option<PgWireError> {
+fn refusal(statement: &Statement) -> Option<PgWireError> {
     let allowed = match statement {
         Statement::Query(_)
         | Statement::ShowVariable { .. }

@@ -36,7 +36,7 @@ use datafusion_postgres::{DfSessionService, Parser};
 use futures::{stream, Sink, StreamExt};
 
 use super::login::{Login, Users};
-use super::read_only::{refusal, ReadOnly};
+use super::read_only::ReadOnly;
 use crate::error::QueryError;
 use crate::query::{dialect, QueryEngine, QueryStream};
 
@@ -247,14 +247,9 @@ impl QueryParser for StatementParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        // The library's parser runs the hooks, so a write is refused here by `ReadOnly`.
         let sql = dialect::rewrite(self.engine.session(), sql);
-        let parsed = self.inner.parse_sql(client, &sql, types).await?;
-        if let Some((_, Some((statement, _)))) = &parsed {
-            if let Some(refused) = refusal(statement) {
-                return Err(refused);
-            }
-        }
-        Ok(parsed)
+        self.inner.parse_sql(client, &sql, types).await
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
@@ -280,11 +275,8 @@ fn statement_timeout(client: &(impl ClientInfo + ?Sized)) -> Option<std::time::D
         .map(std::time::Duration::from_millis)
 }
 
-/// Plans a statement the hooks left: a read-only query.
+/// Plans a statement the hooks left (`ReadOnly` refused writes; the engine checks the plan).
 async fn plan_statement(engine: &QueryEngine, statement: Statement) -> PgWireResult<LogicalPlan> {
-    if let Some(refused) = refusal(&statement) {
-        return Err(refused);
-    }
     let state = engine.session().state();
     let plan = state
         .statement_to_plan(DfStatement::Statement(Box::new(statement)))
