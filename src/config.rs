@@ -36,6 +36,11 @@ pub struct Overrides {
     /// Directory for stored data.
     #[arg(long, env = "MERIDIAN_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// Where the analyzer keeps Parquet files, e.g. `s3://bucket/prefix` [default: the data
+    /// directory]; S3 credentials and endpoint come from the `AWS_*` variables or
+    /// `[analyzer.store.url_options]`.
+    #[arg(long, env = "MERIDIAN_STORE_URL", global = true)]
+    pub store_url: Option<String>,
     /// OTLP/gRPC listen address [default: 0.0.0.0:4317].
     #[arg(long, env = "MERIDIAN_OTLP_GRPC_ADDR", global = true)]
     pub otlp_grpc_addr: Option<SocketAddr>,
@@ -72,6 +77,9 @@ impl MeridianConfig {
         if let Some(d) = &overrides.data_dir {
             config.data_dir = Some(d.clone());
         }
+        if let Some(u) = &overrides.store_url {
+            config.analyzer.store.url = Some(u.clone());
+        }
         if let Some(a) = overrides.otlp_grpc_addr {
             config.collector.otlp_grpc_addr = a;
         }
@@ -100,6 +108,14 @@ impl MeridianConfig {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Where the analyzer's files are, for banners: the store URL or the data directory.
+    pub fn storage(&self) -> String {
+        match &self.analyzer.store.url {
+            Some(url) if !url.is_empty() => url.clone(),
+            _ => self.data_dir().display().to_string(),
+        }
     }
 
     /// The data directory, defaulting to `./meridian-data`.

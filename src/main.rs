@@ -4,6 +4,8 @@
 mod bench;
 mod config;
 mod demo;
+mod evaluate;
+mod offline;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +43,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure ingest and conversion throughput on this machine.
     Bench(bench::BenchArgs),
+    /// Score a `timestamp,value` CSV file (or a tree of them) with the streaming detector.
+    Detect(offline::detect::DetectArgs),
+    /// Measure the detectors on labelled data (NAB).
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 fn init_logging() {
@@ -86,6 +92,10 @@ async fn main() -> anyhow::Result<()> {
             }
             demo::run(config, args).await
         }
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench(args) => bench::run(args, &config.analyzer.detect).await,
+        Command::Detect(args) => offline::detect::run(&args, &config.analyzer.detect),
+        Command::Evaluate(args) => match args.which {
+            evaluate::Which::Nab(nab) => evaluate::nab::run(&nab, &config.analyzer.detect),
+        },
     }
 }

@@ -44,7 +44,7 @@ pub async fn shutdown_signal() {
 /// Collector and analyzer in one process, joined by the in-process sink.
 pub async fn standalone(config: MeridianConfig) -> anyhow::Result<()> {
     let registry = Registry::new();
-    let analyzer = config.analyzer.open(&config.data_dir(), &registry)?;
+    let analyzer = config.analyzer.open(&config.data_dir(), &registry).await?;
     // The in-process sink writes straight into the store, so the collector can start first and
     // the analyzer's /readyz can include the collector's readiness.
     let collector = config.collector.start(analyzer.sink(), &registry).await?;
@@ -58,7 +58,7 @@ pub async fn standalone(config: MeridianConfig) -> anyhow::Result<()> {
         collector.http_addr,
         analyzer.http_addr,
         postgres_banner(&analyzer),
-        config.data_dir().display()
+        config.storage()
     );
     shutdown_signal().await;
     collector.shutdown().await;
@@ -145,7 +145,7 @@ async fn axum_serve(
 /// The central analyzer: ingest from collectors, SQL for users.
 pub async fn analyzer(config: MeridianConfig) -> anyhow::Result<()> {
     let registry = Registry::new();
-    let mut analyzer = config.analyzer.open(&config.data_dir(), &registry)?;
+    let mut analyzer = config.analyzer.open(&config.data_dir(), &registry).await?;
     let mut source = String::new();
     if config.kafka.enabled() {
         analyzer = analyzer.with_kafka(config.kafka.clone());
@@ -158,7 +158,7 @@ pub async fn analyzer(config: MeridianConfig) -> anyhow::Result<()> {
         postgres_banner(&analyzer),
         analyzer.http_addr,
         source,
-        config.data_dir().display()
+        config.storage()
     );
     shutdown_signal().await;
     analyzer.shutdown().await;

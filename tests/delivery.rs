@@ -187,6 +187,74 @@ async fn flushed_data_survives_a_restart() {
     assert_eq!(common::count(second.api, q).await, 100);
 }
 
+/// Scenario: standalone with its store in an S3-compatible bucket (moto) through
+/// `--store-url` and `[analyzer.store.url_options]`; spans sent, SIGTERM, then a second
+/// process on an empty data directory and the same bucket.
+/// Guarantees: Parquet files and checkpoints go to the bucket, not the data directory; the
+/// second process finds them and serves every span once.
+#[tokio::test]
+async fn flushed_data_survives_a_restart_on_object_storage() {
+    let moto = common::s3::Moto::start();
+    moto.bucket("gateway-telemetry");
+    let dir = tempfile::tempdir().unwrap();
+    let options: String = moto
+        .options()
+        .iter()
+        .map(|(k, v)| format!("{k} = \"{v}\"\n"))
+        .collect();
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(&config, format!("[analyzer.store.url_options]\n{options}")).unwrap();
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--store-url",
+        "s3://gateway-telemetry/eu",
+    ];
+    let first = Meridian::start("standalone", &dir.path().join("one"), &args);
+    let spans: Vec<_> = (0..100).map(|n| span("r", n)).collect();
+    let r = post_protobuf(
+        &first.http_url(),
+        "/v1/traces",
+        traces("bucket", spans).encode_to_vec(),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let q = "SELECT count(*) AS n FROM spans WHERE service_name = 'bucket'";
+    assert_eq!(
+        wait_for_count(first.api, q, 100, Duration::from_secs(10)).await,
+        100
+    );
+    first.terminate();
+    assert!(
+        !walk(dir.path())
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "parquet")),
+        "parquet written to the local disk instead of the bucket"
+    );
+
+    let objects = meridian_analyzer::store::Objects::open(
+        Some("s3://gateway-telemetry/eu"),
+        &moto.options(),
+        dir.path(),
+    )
+    .unwrap();
+    let listed = objects.list(&objects.table_root("spans")).await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|o| o.location.as_ref()).collect();
+    assert!(
+        names.iter().any(|n| n.ends_with(".parquet"))
+            && names.iter().any(|n| n.ends_with("_checkpoint.json")),
+        "the bucket holds {names:?}"
+    );
+
+    let second = Meridian::start("standalone", &dir.path().join("two"), &args);
+    let q = "SELECT count(DISTINCT span_id) AS n, count(*) AS c FROM spans WHERE service_name = 'bucket'";
+    let rows = common::sql(second.api, q).await;
+    assert_eq!(
+        (rows[0]["n"].as_i64(), rows[0]["c"].as_i64()),
+        (Some(100), Some(100))
+    );
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::consume::KafkaIngest;
+use crate::detect::DetectConfig;
 use crate::error::AnalyzerError;
 use crate::ingest::{self, StoreSink};
 use crate::query::{self, PgConfig, PgServer, QueryConfig, QueryEngine};
@@ -31,6 +32,8 @@ pub struct AnalyzerConfig {
     pub query: QueryConfig,
     /// The PostgreSQL wire endpoint.
     pub postgres: PgConfig,
+    /// The streaming anomaly detectors.
+    pub detect: DetectConfig,
 }
 
 impl Default for AnalyzerConfig {
@@ -40,6 +43,7 @@ impl Default for AnalyzerConfig {
             store: StoreConfig::default(),
             query: QueryConfig::default(),
             postgres: PgConfig::default(),
+            detect: DetectConfig::default(),
         }
     }
 }
@@ -73,10 +77,16 @@ pub struct RunningAnalyzer {
 }
 
 impl AnalyzerConfig {
-    /// Opens the store under `data_dir`; metrics go to `registry`.
-    pub fn open(&self, data_dir: &Path, registry: &Registry) -> Result<Analyzer, AnalyzerError> {
+    /// Opens the store (under `data_dir` unless `store.url` names another place); metrics go
+    /// to `registry`.
+    pub async fn open(
+        &self,
+        data_dir: &Path,
+        registry: &Registry,
+    ) -> Result<Analyzer, AnalyzerError> {
         let metrics = AnalyzerMetrics::new(registry)?;
-        let store = Arc::new(Store::open(data_dir, self.store.clone(), metrics.clone())?);
+        let store = Store::open(data_dir, self.store.clone(), metrics.clone()).await?;
+        let store = Arc::new(store);
         let engine = QueryEngine::new(&store, self.query.clone(), metrics.clone())
             .map_err(|e| AnalyzerError::Store(crate::error::StoreError::Schema(e.to_string())))?;
         Ok(Analyzer {

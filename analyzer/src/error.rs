@@ -13,6 +13,17 @@ pub enum StoreError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The object store (local directory or S3-compatible bucket) failed.
+    #[error("object store: {0}")]
+    Object(#[from] object_store::Error),
+    /// The store's location is not a usable URL.
+    #[error("store url `{url}`: {reason}")]
+    Location {
+        /// The configured URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Writing or reading Parquet failed.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),

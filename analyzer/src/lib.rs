@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod consume;
+pub mod detect;
 pub mod error;
 pub mod ingest;
 pub mod query;

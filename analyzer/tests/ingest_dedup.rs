@@ -30,6 +30,7 @@ async fn retried_batches_are_stored_once() {
     let dir = tempfile::tempdir().unwrap();
     let analyzer = AnalyzerConfig::default()
         .open(dir.path(), &prometheus::Registry::new())
+        .await
         .unwrap();
     let router = analyzer.router();
     let post = |sequence: u64| {

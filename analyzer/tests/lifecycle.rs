@@ -1,4 +1,5 @@
-//! Compaction and retention while queries run, and across restarts.
+//! Compaction and retention while queries run, and across restarts — on a local directory and
+//! on an S3-compatible bucket (moto).
 
 mod common;
 
@@ -8,8 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
+use common::s3::Moto;
 use meridian_analyzer::query::QueryEngine;
-use meridian_analyzer::AnalyzerConfig;
+use meridian_analyzer::store::Objects;
+use meridian_analyzer::{Analyzer, AnalyzerConfig};
 use meridian_collector::{Signal, SignalBatch};
 use opentelemetry_proto::tonic::trace::v1::Span;
 
@@ -59,21 +62,56 @@ async fn counts(engine: &QueryEngine) -> (i64, i64) {
     )
 }
 
-/// Parquet files under the table directory.
-fn files_on_disk(dir: &std::path::Path) -> usize {
-    fn walk(p: &std::path::Path, n: &mut usize) {
-        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                walk(&path, n);
-            } else if path.extension().is_some_and(|x| x == "parquet") {
-                *n += 1;
-            }
+/// Where a test's store lives: a temp directory, or a bucket on its own moto server.
+struct Place {
+    dir: tempfile::TempDir,
+    s3: Option<(Moto, String)>,
+}
+
+impl Place {
+    fn local() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            s3: None,
         }
     }
-    let mut n = 0;
-    walk(&dir.join("spans"), &mut n);
-    n
+
+    fn s3() -> Self {
+        let moto = Moto::start();
+        moto.bucket("meridian");
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            s3: Some((moto, "s3://meridian/analyzer".into())),
+        }
+    }
+
+    /// `config` pointed at this place.
+    fn at(&self, mut config: AnalyzerConfig) -> AnalyzerConfig {
+        if let Some((moto, url)) = &self.s3 {
+            config.store.url = Some(url.clone());
+            config.store.url_options = moto.options();
+        }
+        config
+    }
+
+    async fn open(&self, config: AnalyzerConfig) -> Analyzer {
+        self.at(config)
+            .open(self.dir.path(), &prometheus::Registry::new())
+            .await
+            .unwrap()
+    }
+
+    /// Parquet files of the `spans` table in the store.
+    async fn files(&self) -> usize {
+        let config = self.at(AnalyzerConfig::default()).store;
+        let objects =
+            Objects::open(config.url.as_deref(), &config.url_options, self.dir.path()).unwrap();
+        let listed = objects.list(&objects.table_root("spans")).await.unwrap();
+        listed
+            .iter()
+            .filter(|o| o.location.as_ref().ends_with(".parquet"))
+            .count()
+    }
 }
 
 /// Runs `check` on every count a query loop sees until `stop`; returns how many it checked.
@@ -101,16 +139,23 @@ fn query_loop(
 /// are deleted after the grace period; after a restart the same rows are there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_never_loses_or_duplicates_rows_under_queries() {
-    let dir = tempfile::tempdir().unwrap();
-    let analyzer = config(Duration::ZERO)
-        .open(dir.path(), &prometheus::Registry::new())
-        .unwrap();
+    compaction_under_queries(Place::local()).await;
+}
+
+/// As above, with the store in an S3-compatible bucket (moto).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_on_object_storage_never_loses_or_duplicates_rows() {
+    compaction_under_queries(Place::s3()).await;
+}
+
+async fn compaction_under_queries(place: Place) {
+    let analyzer = place.open(config(Duration::ZERO)).await;
     let (store, engine) = (analyzer.store(), analyzer.engine());
     for i in 0..24u64 {
         store.insert(batch(i * 500, 500, i % 2 + 1)).unwrap();
         store.flush(Signal::Traces).await.unwrap();
     }
-    assert_eq!(files_on_disk(dir.path()), 24);
+    assert_eq!(place.files().await, 24);
     let total = 24 * 500;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -130,13 +175,11 @@ async fn compaction_never_loses_or_duplicates_rows_under_queries() {
     );
     stop.store(true, Ordering::SeqCst);
     assert!(queries.await.unwrap() > 3, "the query loop barely ran");
-    assert_eq!(files_on_disk(dir.path()), 2);
+    assert_eq!(place.files().await, 2);
     assert_eq!(counts(&engine).await, (total, total));
 
     drop((store, engine, analyzer));
-    let reopened = config(Duration::ZERO)
-        .open(dir.path(), &prometheus::Registry::new())
-        .unwrap();
+    let reopened = place.open(config(Duration::ZERO)).await;
     assert_eq!(counts(&reopened.engine()).await, (total, total));
 }
 
@@ -145,10 +188,19 @@ async fn compaction_never_loses_or_duplicates_rows_under_queries() {
 /// checkpoint), so no row is counted twice.
 #[tokio::test]
 async fn a_crash_after_compaction_never_duplicates_rows() {
-    let dir = tempfile::tempdir().unwrap();
+    crash_after_compaction(Place::local()).await;
+}
+
+/// As above, with the store in an S3-compatible bucket (moto).
+#[tokio::test]
+async fn a_crash_after_compaction_on_object_storage_never_duplicates_rows() {
+    crash_after_compaction(Place::s3()).await;
+}
+
+async fn crash_after_compaction(place: Place) {
     let mut cfg = config(Duration::ZERO);
     cfg.store.retired_grace = Duration::from_secs(3600);
-    let analyzer = cfg.open(dir.path(), &prometheus::Registry::new()).unwrap();
+    let analyzer = place.open(cfg.clone()).await;
     let store = analyzer.store();
     for i in 0..8u64 {
         store.insert(batch(i * 100, 100, 1)).unwrap();
@@ -156,14 +208,14 @@ async fn a_crash_after_compaction_never_duplicates_rows() {
     }
     assert_eq!(store.maintain().await.unwrap().compacted, 8);
     assert_eq!(
-        files_on_disk(dir.path()),
+        place.files().await,
         9,
         "old files kept for the grace period"
     );
     drop((store, analyzer)); // a crash: nothing else runs
 
-    let reopened = cfg.open(dir.path(), &prometheus::Registry::new()).unwrap();
-    assert_eq!(files_on_disk(dir.path()), 1);
+    let reopened = place.open(cfg).await;
+    assert_eq!(place.files().await, 1);
     assert_eq!(counts(&reopened.engine()).await, (800, 800));
 }
 
@@ -174,11 +226,9 @@ async fn a_crash_after_compaction_never_duplicates_rows() {
 /// grace period and stay gone after a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_drops_whole_partitions_under_queries() {
-    let dir = tempfile::tempdir().unwrap();
+    let place = Place::local();
     let ttl = Duration::from_secs(10 * 3600);
-    let analyzer = config(ttl)
-        .open(dir.path(), &prometheus::Registry::new())
-        .unwrap();
+    let analyzer = place.open(config(ttl)).await;
     let (store, engine) = (analyzer.store(), analyzer.engine());
     for i in 0..3u64 {
         store.insert(batch(i * 1000, 1000, 30)).unwrap();
@@ -201,9 +251,9 @@ async fn retention_drops_whole_partitions_under_queries() {
     assert!(queries.await.unwrap() > 3);
     assert_eq!(counts(&engine).await, (kept, kept));
 
+    assert_eq!(place.files().await, 3);
+
     drop((store, engine, analyzer));
-    let reopened = config(ttl)
-        .open(dir.path(), &prometheus::Registry::new())
-        .unwrap();
+    let reopened = place.open(config(ttl)).await;
     assert_eq!(counts(&reopened.engine()).await, (kept, kept));
 }

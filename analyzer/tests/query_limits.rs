@@ -6,13 +6,14 @@ use std::time::Duration;
 use meridian_analyzer::query::{QueryConfig, QueryEngine};
 use meridian_analyzer::{AnalyzerConfig, QueryError};
 
-fn engine(dir: &std::path::Path, query: QueryConfig) -> std::sync::Arc<QueryEngine> {
+async fn engine(dir: &std::path::Path, query: QueryConfig) -> std::sync::Arc<QueryEngine> {
     let config = AnalyzerConfig {
         query,
         ..AnalyzerConfig::default()
     };
     config
         .open(dir, &prometheus::Registry::new())
+        .await
         .unwrap()
         .engine()
 }
@@ -28,7 +29,8 @@ async fn a_slow_query_is_cancelled_at_the_timeout() {
             timeout: Duration::from_millis(200),
             ..QueryConfig::default()
         },
-    );
+    )
+    .await;
     let started = std::time::Instant::now();
     let err = engine
         .query("SELECT sum(value) AS s FROM generate_series(1, 100000000000)")
@@ -54,7 +56,8 @@ async fn a_query_over_the_memory_limit_fails_clearly() {
             memory_limit_bytes: 1 << 20,
             ..QueryConfig::default()
         },
-    );
+    )
+    .await;
     let err = engine
         .query("SELECT array_agg(value) AS all_values FROM generate_series(1, 5000000)")
         .await
@@ -77,7 +80,8 @@ async fn results_are_capped_and_marked() {
             max_result_rows: 10,
             ..QueryConfig::default()
         },
-    );
+    )
+    .await;
     let cut = engine
         .query("SELECT value FROM generate_series(1, 1000)")
         .await
@@ -111,6 +115,7 @@ async fn the_http_api_reports_limits() {
     };
     let router = config
         .open(dir.path(), &prometheus::Registry::new())
+        .await
         .unwrap()
         .router();
     let post = |sql: &str| {

@@ -41,6 +41,7 @@ async fn flushing_never_loses_or_duplicates_rows_under_queries() {
     let registry = prometheus::Registry::new();
     let analyzer = AnalyzerConfig::default()
         .open(dir.path(), &registry)
+        .await
         .unwrap();
     let store = analyzer.store();
     let engine = analyzer.engine();
@@ -91,6 +92,7 @@ async fn flushing_never_loses_or_duplicates_rows_under_queries() {
 
     let reopened = AnalyzerConfig::default()
         .open(dir.path(), &prometheus::Registry::new())
+        .await
         .unwrap();
     assert_eq!(
         common::count(&reopened.engine(), "SELECT count(*) AS n FROM spans").await,

@@ -77,7 +77,9 @@ impl Pipeline {
             },
             ..AnalyzerConfig::default()
         };
-        let mut analyzer = analyzer_config.open(&dir.join("analyzer"), &registry)?;
+        let mut analyzer = analyzer_config
+            .open(&dir.join("analyzer"), &registry)
+            .await?;
         let engine = analyzer.engine();
         let mut collector_config = CollectorConfig {
             otlp_grpc_addr: "127.0.0.1:0".parse()?,

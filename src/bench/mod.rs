@@ -7,10 +7,13 @@
 //!   a disk-buffered collector, Kafka and a consuming analyzer, against the in-process baseline.
 //! - `freshness`: export-to-visible-in-SQL latency percentiles, in-process and through Kafka.
 //! - `wire`: bytes per span of the Kafka messages against OTLP protobuf + zstd.
+//! - `detect`: streaming detector update cost and memory per series against a windowed
+//!   Gaussian z-score.
 //! - `query`: gateway questions over 10M spans, Meridian's SQL API against DuckDB on the same
 //!   Parquet files.
 
 mod convert;
+mod detect;
 mod ingest;
 mod payload;
 mod query;
@@ -80,6 +83,15 @@ pub enum Which {
         #[arg(long, default_value_t = 3)]
         zstd_level: i32,
     },
+    /// Streaming detector cost: series-points/s on one core and memory per series.
+    Detect {
+        /// Series updated side by side.
+        #[arg(long, default_value_t = 1000)]
+        series: usize,
+        /// Points per series (2016 = one week at 5 minutes).
+        #[arg(long, default_value_t = 2016)]
+        points: usize,
+    },
     /// Gateway questions over a generated dataset: Meridian (SQL API) against DuckDB.
     Query {
         /// Spans in the dataset.
@@ -98,9 +110,13 @@ pub enum Which {
 }
 
 /// Runs the chosen benchmark and prints its figures.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(
+    args: BenchArgs,
+    detect: &meridian_analyzer::detect::DetectConfig,
+) -> anyhow::Result<()> {
     match args.which {
         Which::Convert { batch, requests } => convert::run(batch, requests),
+        Which::Detect { series, points } => detect::run(series, points, detect),
         Which::Ingest {
             spans,
             batch,

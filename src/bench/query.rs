@@ -109,7 +109,7 @@ pub async fn run(spans: usize, dir: &Path, python: &str, runs: usize) -> anyhow:
         },
         ..bench_config()
     };
-    let analyzer = config.open(dir, &Registry::new())?.serve().await?;
+    let analyzer = config.open(dir, &Registry::new()).await?.serve().await?;
     let url = format!("http://{}/api/v1/sql", analyzer.http_addr);
     let client = reqwest::Client::new();
     let count = sql(&client, &url, "SELECT count(*) AS n FROM spans").await?;
@@ -196,7 +196,7 @@ fn bench_config() -> AnalyzerConfig {
 async fn generate(spans: usize, dir: &Path) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
-    let analyzer = bench_config().open(dir, &Registry::new())?;
+    let analyzer = bench_config().open(dir, &Registry::new()).await?;
     let store = analyzer.store();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     // ~1.9 spans a request: enough requests to pass `spans`, spread evenly over six hours.
@@ -243,7 +243,7 @@ async fn generate(spans: usize, dir: &Path) -> anyhow::Result<()> {
     let generated = started.elapsed();
     let compacting = Instant::now();
     let done = store.maintain().await?;
-    store.delete_retired(Duration::ZERO);
+    store.delete_retired(Duration::ZERO).await;
     println!(
         "generated {made} spans in {:.1}s; compaction merged {} files into {} in {:.1}s",
         generated.as_secs_f64(),

@@ -53,7 +53,7 @@ const FLEET: [(&str, Transport); 3] = [
 /// Runs the demo until `--duration` passes or Ctrl-C.
 pub async fn run(config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
     let registry = Registry::new();
-    let analyzer = config.analyzer.open(&config.data_dir(), &registry)?;
+    let analyzer = config.analyzer.open(&config.data_dir(), &registry).await?;
     let sink = analyzer.sink();
     let engine = analyzer.engine();
     let analyzer = analyzer.serve().await?;

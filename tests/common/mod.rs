@@ -11,6 +11,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 pub mod kafka;
 pub mod pgwire;
+#[path = "../../analyzer/tests/common/s3.rs"]
+pub mod s3;
 
 use serde_json::Value;
 

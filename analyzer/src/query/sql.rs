@@ -99,7 +99,8 @@ impl QueryPool {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("meridian-query")
-            .enable_time()
+            // I/O for object storage (S3) reads, time for deadlines.
+            .enable_all()
             .build()
             .map(|runtime| Self(Some(runtime)))
             .map_err(|e| QueryError::Execution(format!("starting the query threads: {e}")))
@@ -144,6 +145,7 @@ impl QueryEngine {
             .with_memory_limit(config.memory_limit_bytes, 1.0)
             .build_arc()
             .map_err(|e| QueryError::Execution(e.to_string()))?;
+        store.objects().register(&runtime);
         let ctx = SessionContext::new_with_config_rt(session, runtime);
         for signal in Signal::ALL {
             ctx.register_table(signal.table(), store.table(signal))
@@ -304,21 +306,35 @@ impl QueryEngine {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        let abort = AbortOnDrop(task.abort_handle());
-        let batches = futures::stream::unfold((rx, abort), |(mut rx, abort)| async move {
-            rx.recv().await.map(|item| (item, (rx, abort)))
+        let task = AbortOnDrop(Some(task));
+        let batches = futures::stream::unfold((rx, task), |(mut rx, mut task)| async move {
+            if let Some(item) = rx.recv().await {
+                return Some((item, (rx, task)));
+            }
+            // The channel closed: the end, unless the task died without saying why.
+            let handle = task.0.take()?;
+            match handle.await {
+                Err(e) if e.is_panic() => {
+                    tracing::error!(error = %e, "a query panicked");
+                    let failed = QueryError::Execution(format!("the query failed: {e}"));
+                    Some((Err(failed), (rx, task)))
+                }
+                _ => None,
+            }
         })
         .boxed();
         Ok(QueryStream { schema, batches })
     }
 }
 
-/// Cancels the query when its stream is dropped.
-struct AbortOnDrop(tokio::task::AbortHandle);
+/// The query's task; cancelled when its stream is dropped.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
     }
 }
 

@@ -6,10 +6,8 @@
 //! a Kafka partition at an offset below the next one expected. After a crash the analyzer starts
 //! from `durable`: rows that were only in memory are consumed again and stored once.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::error::StoreError;
 
@@ -127,32 +125,18 @@ impl LedgerState {
         self.offsets.get(&partition_key(topic, partition)).copied()
     }
 
-    /// Reads a checkpoint file; a missing file is an empty state.
-    pub fn load(path: &Path) -> Result<Self, StoreError> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| StoreError::Schema(format!("{}: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(StoreError::io(path, e)),
+    /// Reads a checkpoint's bytes; no checkpoint yet is an empty state.
+    pub fn decode(bytes: Option<&[u8]>) -> Result<Self, StoreError> {
+        match bytes {
+            Some(bytes) => serde_json::from_slice(bytes)
+                .map_err(|e| StoreError::Schema(format!("checkpoint: {e}"))),
+            None => Ok(Self::default()),
         }
     }
 
-    /// Writes a checkpoint file atomically and durably.
-    pub fn save(&self, path: &Path) -> Result<(), StoreError> {
-        let tmp = path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec(self)
-            .map_err(|e| StoreError::Schema(format!("{}: {e}", path.display())))?;
-        std::fs::write(&tmp, bytes).map_err(|e| StoreError::io(&tmp, e))?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| StoreError::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| StoreError::io(dir, e))?;
-        }
-        Ok(())
+    /// The checkpoint's bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(self).map_err(|e| StoreError::Schema(format!("checkpoint: {e}")))
     }
 }
 
@@ -285,13 +269,12 @@ mod tests {
     /// Guarantees: the same batches count as held.
     #[test]
     fn checkpoints_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("_checkpoint.json");
         let mut state = LedgerState::default();
         state.record(&key(5));
         state.record(&at(3));
-        state.save(&path).unwrap();
-        let loaded = LedgerState::load(&path).unwrap();
+        let bytes = state.encode().unwrap();
+        let loaded = LedgerState::decode(Some(&bytes)).unwrap();
+        assert_eq!(LedgerState::decode(None).unwrap().flush_id, 0);
         assert!(loaded.holds(&key(5)) && loaded.holds(&at(3)) && !loaded.holds(&at(4)));
     }
 }

@@ -4,7 +4,7 @@
 //! Both replace files the same way ([`Store::replace`]): new files are written under temp
 //! names, then one checkpoint names the new flush id and lists the old files as retired, then
 //! the table swaps the file lists in one step, so a query sees either the old files or the new
-//! ones, never both and never neither. Retired files stay on disk for `retired_grace` (queries
+//! ones, never both and never neither. Retired files stay in the store for `retired_grace` (queries
 //! planned before the swap may still read them) and are deleted after; a crash at any point
 //! leaves either the old files (new ones had no checkpoint: deleted at start-up) or the new
 //! ones (old ones are listed as retired: deleted at start-up).
@@ -15,8 +15,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use meridian_collector::Signal;
 use serde::{Deserialize, Serialize};
 
-use super::parquet::{self, StoredFile, HOUR_NS};
-use super::{Store, CHECKPOINT};
+use std::sync::Arc;
+
+use super::parquet::{self, Staged, StoredFile, HOUR_NS};
+use super::Store;
 use crate::error::StoreError;
 
 /// How long each table keeps data (`[analyzer.store.retention]`); `0s` keeps it forever.
@@ -108,7 +110,7 @@ impl Store {
             done.compacted += merged;
             done.written += written;
         }
-        done.deleted = self.delete_retired(self.config.retired_grace);
+        done.deleted = self.delete_retired(self.config.retired_grace).await;
         Ok(done)
     }
 
@@ -174,29 +176,33 @@ impl Store {
             }
             let target = config.target_file_bytes;
             let inputs = files.clone();
-            let temps = tokio::task::spawn_blocking(move || parquet::merge(&inputs, target))
-                .await
-                .map_err(|e| StoreError::Schema(format!("compaction task failed: {e}")))??;
+            let objects = Arc::clone(&self.objects);
+            let runtime = tokio::runtime::Handle::current();
+            let staged = tokio::task::spawn_blocking(move || {
+                parquet::merge(&objects, &runtime, &inputs, target)
+            })
+            .await
+            .map_err(|e| StoreError::Schema(format!("compaction task failed: {e}")))??;
+            tracing::debug!(
+                table = signal.table(),
+                hour,
+                files = files.len(),
+                "compacting"
+            );
             merged += files.len();
-            written += temps.len();
-            self.replace(
-                signal,
-                files,
-                temps.into_iter().map(|t| (t, hour)).collect(),
-                "compacted",
-            )
-            .await?;
+            written += staged.len();
+            self.replace(signal, files, staged, "compacted").await?;
         }
         Ok((merged, written))
     }
 
-    /// Takes `old` out of a table and puts the finished temp files `new` (path, hour) in, as
-    /// one committed step (see the module docs).
+    /// Takes `old` out of a table and puts the staged files `new` in, as one committed step
+    /// (see the module docs).
     async fn replace(
         &self,
         signal: Signal,
         old: Vec<StoredFile>,
-        new: Vec<(std::path::PathBuf, i64)>,
+        new: Vec<Staged>,
         reason: &str,
     ) -> Result<(), StoreError> {
         // Serialized with flushes: both advance the flush id and save the checkpoint.
@@ -207,22 +213,14 @@ impl Store {
             state.flush_id += 1;
         }
         let id = state.flush_id;
-        let names = old
-            .iter()
-            .filter_map(|f| f.path.file_name()?.to_str().map(str::to_owned));
-        state.retired.extend(names);
-        let dir = self.dir.join(signal.table());
-        let committed = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            let mut files = Vec::with_capacity(new.len());
-            for (tmp, hour) in &new {
-                files.push(parquet::publish(tmp, *hour, id)?);
-            }
-            state.save(&dir.join(CHECKPOINT))?;
-            Ok((files, state))
-        })
-        .await
-        .map_err(|e| StoreError::Schema(format!("replace task failed: {e}")))??;
-        let (files, state) = committed;
+        state
+            .retired
+            .extend(old.iter().map(|f| f.name().to_owned()));
+        let mut files = Vec::with_capacity(new.len());
+        for staged in &new {
+            files.push(parquet::publish(&self.objects, staged, id).await?);
+        }
+        self.save_checkpoint(signal, &state).await?;
         table.lock_ledger().commit(state, 0);
         table.replace_files(&old, files);
         let label = [signal.table(), reason];
@@ -242,7 +240,7 @@ impl Store {
     }
 
     /// Deletes retired files retired longer than `grace` ago; returns how many.
-    pub fn delete_retired(&self, grace: Duration) -> usize {
+    pub async fn delete_retired(&self, grace: Duration) -> usize {
         let due: Retired = {
             let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
             let (due, keep) = retired
@@ -254,15 +252,15 @@ impl Store {
         let mut deleted = 0;
         for (_, signal, files) in due {
             for file in &files {
-                match std::fs::remove_file(&file.path) {
-                    Ok(()) => deleted += 1,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                match self.objects.delete(&file.key).await {
+                    Ok(true) => deleted += 1,
+                    Ok(false) => {}
                     Err(e) => {
-                        tracing::warn!(path = %file.path.display(), error = %e, "deleting a retired file failed; it is deleted at the next start")
+                        tracing::warn!(key = %file.key, error = %e, "deleting a retired file failed; it is deleted at the next start")
                     }
                 }
             }
-            let names = files.iter().filter_map(|f| f.path.file_name()?.to_str());
+            let names = files.iter().map(StoredFile::name);
             self.table(signal).lock_ledger().forget_retired(names);
         }
         deleted

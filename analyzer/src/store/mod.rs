@@ -9,12 +9,13 @@
 
 pub mod ledger;
 mod lifecycle;
+mod objects;
 mod parquet;
 mod prune;
 pub mod table;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,10 +29,11 @@ use crate::error::StoreError;
 use crate::telemetry::AnalyzerMetrics;
 use ledger::{LedgerState, Origin};
 pub use lifecycle::{CompactionConfig, Maintenance, RetentionConfig};
+pub use objects::Objects;
 pub use parquet::StoredFile;
 use table::Table;
 
-/// The checkpoint file in each table's directory.
+/// The checkpoint object under each table's prefix.
 const CHECKPOINT: &str = "_checkpoint.json";
 
 /// What [`Store::insert_from`] did.
@@ -47,6 +49,13 @@ pub enum Inserted {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// Where Parquet files and checkpoints live: unset (the default) keeps them in the data
+    /// directory; `s3://bucket/prefix` puts them in an S3-compatible bucket.
+    pub url: Option<String>,
+    /// Options of the object store at `url`, by object_store's key names (S3: `endpoint`,
+    /// `region`, `allow_http`, `access_key_id`, `secret_access_key`, …); the `AWS_*`
+    /// environment variables are read too.
+    pub url_options: BTreeMap<String, String>,
     /// Flush a table's hot rows to Parquet at least this often.
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
@@ -70,6 +79,8 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            url: None,
+            url_options: BTreeMap::new(),
             flush_interval: Duration::from_secs(10),
             flush_max_rows: 500_000,
             max_hot_rows: 4_000_000,
@@ -83,7 +94,7 @@ impl Default for StoreConfig {
 
 /// The store of all tables.
 pub struct Store {
-    dir: PathBuf,
+    objects: Arc<Objects>,
     config: StoreConfig,
     tables: BTreeMap<Signal, Arc<Table>>,
     flush_locks: BTreeMap<Signal, Mutex<()>>,
@@ -93,35 +104,43 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store under `dir`, finding the Parquet files already there.
-    pub fn open(
-        dir: &Path,
+    /// Opens the store at `config.url` (default: the directory `data_dir`), finding the
+    /// Parquet files already there.
+    pub async fn open(
+        data_dir: &Path,
         config: StoreConfig,
         metrics: AnalyzerMetrics,
     ) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-        let dir = dir.canonicalize().map_err(|e| StoreError::io(dir, e))?;
+        let objects = Arc::new(Objects::open(
+            config.url.as_deref(),
+            &config.url_options,
+            data_dir,
+        )?);
         let mut tables = BTreeMap::new();
         let mut flush_locks = BTreeMap::new();
         for signal in Signal::ALL {
-            let table_dir = dir.join(signal.table());
-            let durable = LedgerState::load(&table_dir.join(CHECKPOINT))?;
-            let files = parquet::discover(&table_dir, durable.flush_id, &durable.retired)?;
+            let root = objects.table_root(signal.table());
+            let checkpoint = objects.get(&root.clone().join(CHECKPOINT)).await?;
+            let durable = LedgerState::decode(checkpoint.as_deref())?;
+            let files =
+                parquet::discover(&objects, &root, durable.flush_id, &durable.retired).await?;
             tracing::info!(
                 table = signal.table(),
                 files = files.len(),
                 flush = durable.flush_id,
+                location = %objects,
                 "opened table"
             );
             metrics
                 .files
                 .with_label_values(&[signal.table()])
                 .set(files.len() as i64);
-            tables.insert(signal, Arc::new(Table::new(signal, files, durable)));
+            let table = Table::new(signal, files, durable, Arc::clone(&objects));
+            tables.insert(signal, Arc::new(table));
             flush_locks.insert(signal, Mutex::new(()));
         }
         Ok(Self {
-            dir,
+            objects,
             config,
             tables,
             flush_locks,
@@ -129,6 +148,21 @@ impl Store {
             flush_wanted: tokio::sync::Notify::new(),
             retired: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Where the store's files are.
+    pub fn objects(&self) -> &Objects {
+        &self.objects
+    }
+
+    /// Saves a table's checkpoint (one `put`, so readers see the old or the new one).
+    async fn save_checkpoint(&self, signal: Signal, state: &LedgerState) -> Result<(), StoreError> {
+        let key = self
+            .objects
+            .table_root(signal.table())
+            .clone()
+            .join(CHECKPOINT);
+        self.objects.put(&key, state.encode()?).await
     }
 
     /// The table of a signal.
@@ -248,30 +282,27 @@ impl Store {
         let count = snapshot.hot.len();
         let rows = snapshot.hot_rows;
         let appended = snapshot.appended;
-        let dir = self.dir.join(signal.table());
-        let written = tokio::task::spawn_blocking(
-            move || -> Result<(Vec<StoredFile>, LedgerState), StoreError> {
-                std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
-                let files = if snapshot.hot.is_empty() {
-                    Vec::new()
-                } else {
-                    let batch = concat_batches(&signal.schema(), &snapshot.hot)?;
-                    parquet::split_by_hour(&batch)?
-                        .into_iter()
-                        .map(|(hour, rows)| {
-                            parquet::write_file(&dir, hour, &rows, durable.flush_id)
-                        })
-                        .collect::<Result<Vec<_>, _>>()?
-                };
-                // The checkpoint commits the flush: files of a flush without one are removed
-                // at start-up and their rows consumed again.
-                durable.save(&dir.join(CHECKPOINT))?;
-                Ok((files, durable))
-            },
-        )
+        let encoded = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            if snapshot.hot.is_empty() {
+                return Ok(Vec::new());
+            }
+            let batch = concat_batches(&signal.schema(), &snapshot.hot)?;
+            parquet::split_by_hour(&batch)?
+                .into_iter()
+                .map(|(hour, rows)| Ok((hour, parquet::encode(&rows)?)))
+                .collect()
+        })
         .await
         .map_err(|e| StoreError::Schema(format!("flush task failed: {e}")))??;
-        let (written, durable) = written;
+        let root = self.objects.table_root(signal.table());
+        let mut written = Vec::with_capacity(encoded.len());
+        for (hour, bytes) in encoded {
+            let file = parquet::put_file(&self.objects, &root, hour, bytes, durable.flush_id);
+            written.push(file.await?);
+        }
+        // The checkpoint commits the flush: files of a flush without one are removed at
+        // start-up and their rows consumed again.
+        self.save_checkpoint(signal, &durable).await?;
         table.lock_ledger().commit(durable, appended);
         let bytes: u64 = written.iter().map(|f| f.bytes).sum();
         let label = [signal.table()];

@@ -1,9 +1,9 @@
-//! Writing batches to Parquet files partitioned by table and hour, atomically (temp file, fsync,
-//! rename), and finding them again at start-up.
+//! Writing batches to Parquet files partitioned by table and hour, each in one step, merging
+//! them, and finding them again at start-up.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+
+use object_store::path::Path;
 
 use arrow::array::{Array, BooleanArray, RecordBatch, TimestampNanosecondArray};
 use arrow::compute::filter_record_batch;
@@ -13,6 +13,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
+use super::objects::Objects;
 use crate::error::StoreError;
 use meridian_collector::schema::TIME;
 
@@ -33,12 +34,19 @@ pub const HOUR_NS: i64 = 3_600_000_000_000;
 /// One Parquet file of a table, covering one hour partition.
 #[derive(Clone, Debug)]
 pub struct StoredFile {
-    /// Absolute path.
-    pub path: PathBuf,
+    /// The object's key in the store's [`Objects`].
+    pub key: Path,
     /// Start of the hour the file's rows fall in (ns since the epoch).
     pub hour_start: i64,
     /// Size in bytes.
     pub bytes: u64,
+}
+
+impl StoredFile {
+    /// The file's name (last part of its key), as checkpoints list retired files.
+    pub fn name(&self) -> &str {
+        self.key.filename().unwrap_or_default()
+    }
 }
 
 /// Splits a batch by the hour of its time column: (hour start, rows of that hour).
@@ -67,10 +75,11 @@ pub fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(i64, RecordBatch)>, Sto
         .collect()
 }
 
-/// The directory of one hour partition: `{table_dir}/date=YYYY-MM-DD/hour=HH`.
-fn partition_dir(table_dir: &Path, hour_start: i64) -> PathBuf {
+/// The prefix of one hour partition: `{table}/date=YYYY-MM-DD/hour=HH`.
+fn partition(table: &Path, hour_start: i64) -> Path {
     let t = DateTime::<Utc>::from_timestamp_nanos(hour_start);
-    table_dir
+    table
+        .clone()
         .join(format!("date={}", t.format("%Y-%m-%d")))
         .join(format!("hour={}", t.format("%H")))
 }
@@ -102,100 +111,127 @@ fn file_name(id: u64) -> String {
     )
 }
 
-/// Writes one hour's rows to a new zstd Parquet file, atomically.
-pub fn write_file(
-    table_dir: &Path,
-    hour_start: i64,
-    batch: &RecordBatch,
-    flush_id: u64,
-) -> Result<StoredFile, StoreError> {
-    let dir = partition_dir(table_dir, hour_start);
-    fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
-    let tmp = dir.join(format!(
-        ".flush-{}.parquet.tmp",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))?;
+/// Encodes rows as one zstd Parquet file (CPU work: run it off the async runtime).
+pub fn encode(batch: &RecordBatch) -> Result<Vec<u8>, StoreError> {
+    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(writer_properties()))?;
     writer.write(batch)?;
-    let file = writer.into_inner()?;
-    file.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
-    drop(file);
-    publish(&tmp, hour_start, flush_id)
+    Ok(writer.into_inner()?)
 }
 
-/// Renames a finished temp file to its final name for flush `id`, durably.
-pub fn publish(tmp: &Path, hour_start: i64, id: u64) -> Result<StoredFile, StoreError> {
-    let dir = tmp.parent().unwrap_or(Path::new("."));
-    let path = dir.join(file_name(id));
-    fs::rename(tmp, &path).map_err(|e| StoreError::io(&path, e))?;
-    // Make the rename itself durable.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    let bytes = fs::metadata(&path)
-        .map_err(|e| StoreError::io(&path, e))?
-        .len();
+/// Stores one hour's encoded rows as a file of flush `flush_id`, in one step.
+pub async fn put_file(
+    objects: &Objects,
+    table: &Path,
+    hour_start: i64,
+    encoded: Vec<u8>,
+    flush_id: u64,
+) -> Result<StoredFile, StoreError> {
+    let key = partition(table, hour_start).join(file_name(flush_id));
+    let bytes = encoded.len() as u64;
+    objects.put(&key, encoded).await?;
     Ok(StoredFile {
-        path,
+        key,
         hour_start,
         bytes,
     })
 }
 
-/// Merges `inputs` (files of one hour partition) into new temp files of about `target_bytes`
-/// each, streaming batch by batch (memory stays at a few row groups). Returns the temp paths,
-/// to [`publish`] once the merge is committed.
-pub fn merge(inputs: &[StoredFile], target_bytes: u64) -> Result<Vec<PathBuf>, StoreError> {
+/// A finished compaction output under a temp name, to [`publish`] once committed.
+#[derive(Clone, Debug)]
+pub struct Staged {
+    /// The temp key.
+    pub key: Path,
+    /// The hour partition.
+    pub hour_start: i64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// Renames a staged file to its final name for flush (or compaction) `id`.
+pub async fn publish(
+    objects: &Objects,
+    staged: &Staged,
+    id: u64,
+) -> Result<StoredFile, StoreError> {
+    let key = partition_of(&staged.key).join(file_name(id));
+    objects.rename(&staged.key, &key).await?;
+    Ok(StoredFile {
+        key,
+        hour_start: staged.hour_start,
+        bytes: staged.bytes,
+    })
+}
+
+/// The partition prefix a key lies in (the key without its file name).
+fn partition_of(key: &Path) -> Path {
+    let parts: Vec<_> = key.parts().collect();
+    Path::from_iter(parts[..parts.len().saturating_sub(1)].iter().cloned())
+}
+
+/// Merges `inputs` (files of one hour partition) into new staged files of about
+/// `target_bytes` each, batch by batch: memory stays at one input file plus one output.
+/// Blocking: run it on a blocking thread; `runtime` drives the object store's I/O.
+pub fn merge(
+    objects: &Objects,
+    runtime: &tokio::runtime::Handle,
+    inputs: &[StoredFile],
+    target_bytes: u64,
+) -> Result<Vec<Staged>, StoreError> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     let Some(first) = inputs.first() else {
         return Ok(Vec::new());
     };
-    let dir = first
-        .path
-        .parent()
-        .ok_or_else(|| StoreError::Schema(format!("{} has no directory", first.path.display())))?
-        .to_path_buf();
+    let dir = partition_of(&first.key);
+    let hour_start = first.hour_start;
+    let stage = |writer: ArrowWriter<Vec<u8>>| -> Result<Staged, StoreError> {
+        let encoded = writer.into_inner()?;
+        let key = dir.clone().join(format!(
+            ".compact-{}.parquet.tmp",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let bytes = encoded.len() as u64;
+        runtime.block_on(objects.put(&key, encoded))?;
+        Ok(Staged {
+            key,
+            hour_start,
+            bytes,
+        })
+    };
     let mut outputs = Vec::new();
-    let mut writer: Option<(PathBuf, ArrowWriter<File>)> = None;
+    let mut writer: Option<ArrowWriter<Vec<u8>>> = None;
     for input in inputs {
-        let file = File::open(&input.path).map_err(|e| StoreError::io(&input.path, e))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)?
+        let Some(bytes) = runtime.block_on(objects.get(&input.key))? else {
+            return Err(StoreError::Schema(format!(
+                "{} disappeared during compaction",
+                input.key
+            )));
+        };
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
             .with_batch_size(16 * 1024)
             .build()?;
         for batch in reader {
             let batch = batch?;
-            if writer.is_none() {
-                let tmp = dir.join(format!(
-                    ".compact-{}.parquet.tmp",
-                    uuid::Uuid::new_v4().simple()
-                ));
-                let out = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-                let w = ArrowWriter::try_new(out, batch.schema(), Some(writer_properties()))?;
-                writer = Some((tmp, w));
-            }
-            if let Some((_, w)) = writer.as_mut() {
-                w.write(&batch)?;
-                if w.bytes_written() as u64 + w.in_progress_size() as u64 >= target_bytes {
-                    if let Some((tmp, w)) = writer.take() {
-                        finish(&tmp, w)?;
-                        outputs.push(tmp);
-                    }
+            let w = match writer.as_mut() {
+                Some(w) => w,
+                None => writer.insert(ArrowWriter::try_new(
+                    Vec::new(),
+                    batch.schema(),
+                    Some(writer_properties()),
+                )?),
+            };
+            w.write(&batch)?;
+            if w.bytes_written() as u64 + w.in_progress_size() as u64 >= target_bytes {
+                if let Some(w) = writer.take() {
+                    outputs.push(stage(w)?);
                 }
             }
         }
     }
-    if let Some((tmp, w)) = writer.take() {
-        finish(&tmp, w)?;
-        outputs.push(tmp);
+    if let Some(w) = writer.take() {
+        outputs.push(stage(w)?);
     }
     Ok(outputs)
-}
-
-fn finish(tmp: &Path, writer: ArrowWriter<File>) -> Result<(), StoreError> {
-    let file = writer.into_inner()?;
-    file.sync_all().map_err(|e| StoreError::io(tmp, e))
 }
 
 /// Prefix of a file name written by flush `n`: `f{n:016}-{uuid}.parquet`.
@@ -209,79 +245,53 @@ fn flush_of(name: &str) -> Option<u64> {
 /// Finds the Parquet files of a table, deleting what a crash left behind: temp files, files of
 /// flushes after `committed` (their rows are consumed again) and `retired` files (replaced by
 /// compaction, or expired).
-pub fn discover(
-    table_dir: &Path,
+pub async fn discover(
+    objects: &Objects,
+    table: &Path,
     committed: u64,
     retired: &std::collections::BTreeSet<String>,
 ) -> Result<Vec<StoredFile>, StoreError> {
     let mut found = BTreeMap::new();
-    if !table_dir.exists() {
-        return Ok(Vec::new());
-    }
-    for date in read_dir(table_dir)? {
-        let Some(day) =
-            dir_value(&date, "date=").and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
-        else {
+    for object in objects.list(table).await? {
+        let Some(rest) = object.location.prefix_match(table) else {
             continue;
         };
-        for hour in read_dir(&date)? {
-            let Some(h) = dir_value(&hour, "hour=").and_then(|h| h.parse::<u32>().ok()) else {
-                continue;
-            };
-            let Some(start) = day
-                .and_hms_opt(h, 0, 0)
-                .and_then(|t| t.and_utc().timestamp_nanos_opt())
-            else {
-                continue;
-            };
-            for file in read_dir(&hour)? {
-                let name = file
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default()
-                    .to_owned();
-                if name.ends_with(".tmp") {
-                    tracing::warn!(path = %file.display(), "removing an incomplete file left by a crash");
-                    let _ = fs::remove_file(&file);
-                } else if retired.contains(&name) {
-                    // Replaced by compaction or expired; its rows are elsewhere or gone by design.
-                    let _ = fs::remove_file(&file);
-                } else if flush_of(&name).is_some_and(|f| f > committed) {
-                    tracing::warn!(path = %file.display(), "removing a file of a flush that did not commit");
-                    let _ = fs::remove_file(&file);
-                } else if name.ends_with(".parquet") {
-                    let bytes = fs::metadata(&file)
-                        .map_err(|e| StoreError::io(&file, e))?
-                        .len();
-                    found.insert(
-                        file.clone(),
-                        StoredFile {
-                            path: file,
-                            hour_start: start,
-                            bytes,
-                        },
-                    );
-                }
-            }
+        let parts: Vec<String> = rest.map(|p| p.as_ref().to_owned()).collect();
+        let [date, hour, name] = parts.as_slice() else {
+            continue;
+        };
+        let Some(start) = hour_start(date, hour) else {
+            continue;
+        };
+        let key = object.location;
+        if name.ends_with(".tmp") {
+            tracing::warn!(%key, "removing an incomplete file left by a crash");
+            objects.delete(&key).await?;
+        } else if retired.contains(name) {
+            // Replaced by compaction or expired; its rows are elsewhere or gone by design.
+            objects.delete(&key).await?;
+        } else if flush_of(name).is_some_and(|f| f > committed) {
+            tracing::warn!(%key, "removing a file of a flush that did not commit");
+            objects.delete(&key).await?;
+        } else if name.ends_with(".parquet") {
+            found.insert(
+                key.clone(),
+                StoredFile {
+                    key,
+                    hour_start: start,
+                    bytes: object.size,
+                },
+            );
         }
     }
     Ok(found.into_values().collect())
 }
 
-fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
-        out.push(entry.map_err(|e| StoreError::io(dir, e))?.path());
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn dir_value(path: &Path, prefix: &str) -> Option<String> {
-    path.file_name()?
-        .to_str()?
-        .strip_prefix(prefix)
-        .map(str::to_owned)
+/// The start (ns) of the hour partition named by `date=YYYY-MM-DD` and `hour=HH`.
+fn hour_start(date: &str, hour: &str) -> Option<i64> {
+    let day = NaiveDate::parse_from_str(date.strip_prefix("date=")?, "%Y-%m-%d").ok()?;
+    let h = hour.strip_prefix("hour=")?.parse::<u32>().ok()?;
+    day.and_hms_opt(h, 0, 0)?.and_utc().timestamp_nanos_opt()
 }
 
 #[cfg(test)]
@@ -289,37 +299,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn partition_dirs_are_by_utc_date_and_hour() {
+    fn partitions_are_by_utc_date_and_hour() {
         let t = 1_700_000_000_000_000_000i64; // 2023-11-14T22:13:20Z
-        let dir = partition_dir(Path::new("/d/spans"), t.div_euclid(HOUR_NS) * HOUR_NS);
-        assert_eq!(dir, Path::new("/d/spans/date=2023-11-14/hour=22"));
+        let key = partition(&Path::from("d/spans"), t.div_euclid(HOUR_NS) * HOUR_NS);
+        assert_eq!(key.as_ref(), "d/spans/date=2023-11-14/hour=22");
+        assert_eq!(
+            hour_start("date=2023-11-14", "hour=22"),
+            Some(t.div_euclid(HOUR_NS) * HOUR_NS)
+        );
+        assert_eq!(partition_of(&key.clone().join("f.parquet")), key);
     }
 
     /// Scenario: a crash between writing a flush's files and its checkpoint.
     /// Guarantees: at start-up the files of the uncommitted flush are deleted (their rows are
     /// consumed again), committed and older-named files are kept.
-    #[test]
-    fn files_of_an_uncommitted_flush_are_removed() {
+    #[tokio::test]
+    async fn files_of_an_uncommitted_flush_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let hour = dir.path().join("date=2024-01-01/hour=00");
-        fs::create_dir_all(&hour).unwrap();
+        let hour = dir.path().join("spans/date=2024-01-01/hour=00");
+        std::fs::create_dir_all(&hour).unwrap();
         for name in [
             "f0000000000000001-a.parquet",
             "f0000000000000002-b.parquet",
             "1700000000000-c.parquet",
+            ".compact-d.parquet.tmp",
         ] {
-            fs::write(hour.join(name), b"x").unwrap();
+            std::fs::write(hour.join(name), b"x").unwrap();
         }
-        let found = discover(dir.path(), 1, &Default::default()).unwrap();
-        let mut names: Vec<_> = found
-            .iter()
-            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let objects = Objects::open(None, &Default::default(), dir.path()).unwrap();
+        let found = discover(
+            &objects,
+            &objects.table_root("spans"),
+            1,
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        let mut names: Vec<_> = found.iter().map(|f| f.name().to_owned()).collect();
         names.sort();
         assert_eq!(
             names,
             vec!["1700000000000-c.parquet", "f0000000000000001-a.parquet"]
         );
         assert!(!hour.join("f0000000000000002-b.parquet").exists());
+        assert!(!hour.join(".compact-d.parquet.tmp").exists());
     }
 }

@@ -20,6 +20,7 @@ use meridian_collector::schema::TIME;
 use meridian_collector::Signal;
 
 use super::ledger::{Ledger, LedgerState};
+use super::objects::Objects;
 use super::parquet::{StoredFile, HOUR_NS};
 use super::prune::time_range;
 
@@ -43,12 +44,20 @@ pub struct Table {
     state: RwLock<Snapshot>,
     /// What the table holds, for exactly-once ingest; locked around check-and-append.
     pub(super) ledger: Mutex<Ledger>,
+    /// Where its files are, to name them to DataFusion.
+    objects: Arc<Objects>,
 }
 
 impl Table {
     /// A table of `signal` holding the given files and nothing hot, with their ledger.
-    pub fn new(signal: Signal, files: Vec<StoredFile>, durable: LedgerState) -> Self {
+    pub fn new(
+        signal: Signal,
+        files: Vec<StoredFile>,
+        durable: LedgerState,
+        objects: Arc<Objects>,
+    ) -> Self {
         Self {
+            objects,
             signal,
             state: RwLock::new(Snapshot {
                 files,
@@ -107,7 +116,7 @@ impl Table {
     /// Swaps `old` files for `new` in one step (compaction, retention).
     pub fn replace_files(&self, old: &[StoredFile], new: Vec<StoredFile>) {
         let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
-        s.files.retain(|f| !old.iter().any(|o| o.path == f.path));
+        s.files.retain(|f| !old.iter().any(|o| o.key == f.key));
         s.files.extend(new);
     }
 }
@@ -146,7 +155,7 @@ impl TableProvider for Table {
             .files
             .iter()
             .filter(|f| range.overlaps(f.hour_start, f.hour_start + HOUR_NS))
-            .map(|f| ListingTableUrl::parse(f.path.to_string_lossy()))
+            .map(|f| ListingTableUrl::parse(self.objects.url(&f.key)))
             .collect::<DfResult<Vec<_>>>()?;
         if !urls.is_empty() {
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))

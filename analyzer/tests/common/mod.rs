@@ -1,4 +1,7 @@
 //! Helpers shared by the analyzer's tests.
+#![allow(dead_code)]
+
+pub mod s3;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;

@@ -1,0 +1,13 @@
+//! Streaming anomaly detection: one [`SeriesDetector`] per series, online and causal (a point
+//! is scored from the points before it only), with bounded memory and state that serialises.
+//! The same code scores the live RED series and `meridian detect`'s files.
+
+pub mod pattern;
+pub mod range;
+pub mod rarity;
+pub mod robust;
+pub mod seasonal;
+mod series;
+pub mod window;
+
+pub use series::{DetectConfig, Detector, SeriesDetector, Verdict};
