@@ -45,6 +45,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Score a `timestamp,value` CSV file (or a tree of them) with the streaming detector.
     Detect(offline::detect::DetectArgs),
+    /// Rolling-origin forecast evaluation of a `timestamp,value` CSV file (or a tree of them).
+    Forecast(offline::forecast::ForecastArgs),
     /// Measure the detectors on labelled data (NAB).
     Evaluate(evaluate::EvaluateArgs),
 }
@@ -94,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench(args) => bench::run(args, &config.analyzer.detect).await,
         Command::Detect(args) => offline::detect::run(&args, &config.analyzer.detect),
+        Command::Forecast(args) => offline::forecast::run(&args),
         Command::Evaluate(args) => match args.which {
             evaluate::Which::Nab(nab) => evaluate::nab::run(&nab, &config.analyzer.detect),
         },

@@ -167,3 +167,70 @@ fn nab_standard_score_is_at_least_65() {
         .expect("a standard score line");
     assert!(standard >= 65.0, "{stdout}");
 }
+
+/// Scenario: `meridian forecast` with a rolling origin over a noisy daily-seasonal 5-minute
+/// series (ten days).
+/// Guarantees: one row per origin and step with the documented columns; once calibrated, the
+/// intervals nest (95% around 80% around the forecast); the summary beats the naive forecast
+/// and covers about 95% with the 95% interval.
+#[test]
+fn forecast_rolls_the_origin_and_calibrates_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("rate.csv");
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..2880 {
+        let t = 1_400_000_000 + i * 300;
+        let phase = (i % 288) as f64 / 288.0 * std::f64::consts::TAU;
+        let noise = ((i * 7919) % 13) as f64 - 6.0;
+        text.push_str(&format!("{t},{}\n", 200.0 + 80.0 * phase.sin() + noise));
+    }
+    std::fs::write(&input, text).unwrap();
+    let out = dir.path().join("forecast.csv");
+    let run = meridian(&[
+        "forecast",
+        "--input",
+        input.to_str().unwrap(),
+        "--horizon",
+        "6",
+        "--output",
+        out.to_str().unwrap(),
+        "--every",
+        "24",
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "origin,timestamp,step,actual,forecast,lower_80,upper_80,lower_95,upper_95,naive,seasonal_naive"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    // Origins from two days (576) on, every 24 points, 6 steps each.
+    assert_eq!(rows.len(), (576..2880).step_by(24).count() * 6);
+    let calibrated: Vec<[f64; 5]> = rows
+        .iter()
+        .filter(|r| !r[5].is_empty())
+        .map(|r| [4, 5, 6, 7, 8].map(|i| r[i].parse::<f64>().unwrap()))
+        .collect();
+    assert!(calibrated.len() > rows.len() / 2);
+    for [f, l80, u80, l95, u95] in &calibrated {
+        assert!(l95 <= l80 && l80 <= f && f <= u80 && u80 <= u95);
+    }
+    // The summary line: MASE, model, naive, snaive, cov80, cov95.
+    let summary: Vec<f64> = stdout
+        .lines()
+        .find(|l| l.contains("rate.csv"))
+        .unwrap()
+        .split_whitespace()
+        .skip(2)
+        .take(6)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(summary[0] < summary[2], "beats naive: {stdout}");
+    assert!((0.85..=1.0).contains(&summary[5]), "95% coverage: {stdout}");
+}

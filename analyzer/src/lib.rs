@@ -8,6 +8,7 @@ pub mod config;
 pub mod consume;
 pub mod detect;
 pub mod error;
+pub mod forecast;
 pub mod ingest;
 pub mod query;
 pub mod store;
