@@ -66,8 +66,8 @@ impl PatternNovelty {
         if self.recent.len() < self.length {
             return 0.0;
         }
-        let (a, b) = self.recent.as_slices();
-        let current: Vec<f32> = a.iter().chain(b).copied().collect();
+        // In place: this runs for every point of every series.
+        let current: &[f32] = self.recent.make_contiguous();
         let stored = self.shapes.len() / self.length;
         // The newest shapes overlap the current one: they are not "before" it.
         let overlapping = self.length.div_ceil(self.stride);
@@ -75,7 +75,7 @@ impl PatternNovelty {
         let distance = |k: usize, bound: f32| {
             let shape = &self.shapes[k * self.length..(k + 1) * self.length];
             let mut d = 0.0;
-            for (x, y) in shape.iter().zip(&current) {
+            for (x, y) in shape.iter().zip(current) {
                 d += (x - y) * (x - y);
                 if d >= bound {
                     break;
@@ -100,10 +100,10 @@ impl PatternNovelty {
         self.hint = nearest_slot;
         if self.seen.is_multiple_of(self.stride as u64) {
             if stored < self.memory {
-                self.shapes.extend_from_slice(&current);
+                self.shapes.extend_from_slice(current);
             } else {
                 let at = self.next * self.length;
-                self.shapes[at..at + self.length].copy_from_slice(&current);
+                self.shapes[at..at + self.length].copy_from_slice(current);
                 self.next = (self.next + 1) % self.memory;
             }
         }
