@@ -306,7 +306,7 @@ async fn schema_doc_matches_the_tables() {
     let (_dir, m) = standalone();
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/schema.md")).unwrap();
-    for table in ["spans", "metrics", "logs"] {
+    for table in ["spans", "metrics", "logs", "red", "anomalies", "forecasts"] {
         let r = reqwest::Client::new()
             .post(format!("http://{}/api/v1/sql", m.api))
             .json(&serde_json::json!({ "query": format!("SELECT * FROM {table} LIMIT 0") }))

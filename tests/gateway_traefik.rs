@@ -120,4 +120,19 @@ async fn traefik_traces_metrics_and_access_logs_arrive() {
         wait_for_count(api, metrics, 1, Duration::from_secs(40)).await >= 1,
         "traefik metrics"
     );
+
+    // RED series: from Traefik's server spans, and from its request-duration histogram (which
+    // counts every request, with the status code).
+    let from_spans = "SELECT count(*) AS n FROM red WHERE service_name = 'traefik-gw' \
+                      AND count_source = 'spans' AND request_count > 0";
+    let from_histograms = "SELECT count(*) AS n FROM red WHERE service_name = 'traefik-gw' \
+                           AND count_source = 'histogram' AND request_count > 0 \
+                           AND latency_p99_ms > 0";
+    let red = wait_for_count(api, from_spans, 1, Duration::from_secs(60)).await;
+    let histogram = wait_for_count(api, from_histograms, 1, Duration::from_secs(30)).await;
+    let rows = sql(api, "SELECT * FROM red WHERE service_name = 'traefik-gw' LIMIT 20").await;
+    assert!(red >= 1 && histogram >= 1, "RED rows: {rows:?}");
+    let errors = "SELECT sum(error_count) AS n FROM red WHERE service_name = 'traefik-gw' \
+                  AND count_source = 'spans'";
+    assert_eq!(count(api, errors).await, 3, "the three 503s: {rows:?}");
 }

@@ -13,7 +13,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::consume::KafkaIngest;
-use crate::detect::DetectConfig;
+use crate::derive::RedConfig;
+use crate::detect::{AnomalyConfig, DetectConfig};
+use crate::forecast::live::ForecastConfig;
+use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::error::AnalyzerError;
 use crate::ingest::{self, StoreSink};
 use crate::query::{self, PgConfig, PgServer, QueryConfig, QueryEngine};
@@ -32,8 +35,14 @@ pub struct AnalyzerConfig {
     pub query: QueryConfig,
     /// The PostgreSQL wire endpoint.
     pub postgres: PgConfig,
-    /// The streaming anomaly detectors.
+    /// RED series derived from spans and duration histograms.
+    pub red: RedConfig,
+    /// The streaming anomaly detectors (one setting for every series, live and offline).
     pub detect: DetectConfig,
+    /// Live detection on the RED series.
+    pub anomalies: AnomalyConfig,
+    /// Live forecasts of the RED series.
+    pub forecast: ForecastConfig,
 }
 
 impl Default for AnalyzerConfig {
@@ -43,7 +52,10 @@ impl Default for AnalyzerConfig {
             store: StoreConfig::default(),
             query: QueryConfig::default(),
             postgres: PgConfig::default(),
+            red: RedConfig::default(),
             detect: DetectConfig::default(),
+            anomalies: AnomalyConfig::default(),
+            forecast: ForecastConfig::default(),
         }
     }
 }
@@ -57,6 +69,7 @@ pub struct Analyzer {
     metrics: AnalyzerMetrics,
     extra_ready: Option<meridian_collector::admin::ReadyCheck>,
     kafka: Option<KafkaConfig>,
+    pipeline: Arc<Pipeline>,
 }
 
 /// A serving analyzer.
@@ -74,6 +87,8 @@ pub struct RunningAnalyzer {
     flusher: JoinHandle<()>,
     stop_consumer: CancellationToken,
     consumer: Option<JoinHandle<KafkaIngest>>,
+    stop_pipeline: CancellationToken,
+    pipeline: JoinHandle<()>,
 }
 
 impl AnalyzerConfig {
@@ -89,7 +104,19 @@ impl AnalyzerConfig {
         let store = Arc::new(store);
         let engine = QueryEngine::new(&store, self.query.clone(), metrics.clone())
             .map_err(|e| AnalyzerError::Store(crate::error::StoreError::Schema(e.to_string())))?;
+        let pipeline = Pipeline::start(
+            PipelineConfig {
+                red: self.red.clone(),
+                detect: self.detect.clone(),
+                anomalies: self.anomalies.clone(),
+                forecast: self.forecast.clone(),
+            },
+            Arc::clone(&store),
+            metrics.clone(),
+        )
+        .await?;
         Ok(Analyzer {
+            pipeline,
             config: self.clone(),
             store,
             engine: Arc::new(engine),
@@ -110,6 +137,11 @@ impl Analyzer {
     /// The SQL engine.
     pub fn engine(&self) -> Arc<QueryEngine> {
         Arc::clone(&self.engine)
+    }
+
+    /// The analysis pipeline (RED series, anomalies, forecasts).
+    pub fn pipeline(&self) -> Arc<Pipeline> {
+        Arc::clone(&self.pipeline)
     }
 
     /// The store.
@@ -202,6 +234,8 @@ impl Analyzer {
             }
             None => None,
         };
+        let stop_pipeline = CancellationToken::new();
+        let pipeline = tokio::spawn(Arc::clone(&self.pipeline).run(stop_pipeline.clone()));
         tracing::info!(%http_addr, "analyzer serving SQL on /api/v1/sql");
         Ok(RunningAnalyzer {
             http_addr,
@@ -215,6 +249,8 @@ impl Analyzer {
             flusher,
             stop_consumer,
             consumer,
+            stop_pipeline,
+            pipeline,
         })
     }
 }
@@ -235,6 +271,9 @@ impl RunningAnalyzer {
             Some(task) => task.await.ok(),
             None => None,
         };
+        // Last RED points and the analysis state before the last flush.
+        self.stop_pipeline.cancel();
+        let _ = self.pipeline.await;
         self.stop_flusher.cancel();
         let _ = self.flusher.await;
         if let Some(consumer) = consumer {

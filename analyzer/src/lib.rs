@@ -2,14 +2,18 @@
 //! answers SQL over them.
 //!
 //! Data flow: [`ingest`] (from collectors over HTTP) or [`consume`] (from Kafka) → [`store`] →
-//! [`query`] (SQL over HTTP).
+//! [`derive`] (RED series) → [`detect`] (anomalies) and [`forecast`], run by the [`pipeline`];
+//! [`query`] answers SQL over all of it (HTTP and the PostgreSQL protocol).
 
 pub mod config;
 pub mod consume;
+pub mod derive;
 pub mod detect;
 pub mod error;
 pub mod forecast;
 pub mod ingest;
+mod pairs;
+pub mod pipeline;
 pub mod query;
 pub mod store;
 pub mod telemetry;

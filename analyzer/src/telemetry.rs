@@ -1,6 +1,8 @@
 //! The analyzer's own metrics, exposed in Prometheus text format on `/metrics`.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// Counters and gauges of the analyzer; cheap to clone.
 #[derive(Clone)]
@@ -29,6 +31,16 @@ pub struct AnalyzerMetrics {
     pub files_retired: IntCounterVec,
     /// Parquet files in each table.
     pub files: IntGaugeVec,
+    /// RED points derived (closed intervals).
+    pub red_points: IntCounter,
+    /// Requests that arrived after their interval was closed, left out of the RED series.
+    pub red_late: IntGauge,
+    /// Anomalies found, by severity.
+    pub anomalies: IntCounterVec,
+    /// Forecast fits, by outcome (`ok`, `fallback` when the model failed and a baseline stood in).
+    pub forecast_fits: IntCounterVec,
+    /// Series and metrics watched by the detectors.
+    pub watched_series: IntGauge,
 }
 
 impl AnalyzerMetrics {
@@ -69,7 +81,40 @@ impl AnalyzerMetrics {
             &["table"],
         )?;
         registry.register(Box::new(files.clone()))?;
+        let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let red_late = gauge(
+            "meridian_analyzer_red_late_requests",
+            "Requests that arrived after their RED interval was closed",
+        )?;
+        let watched_series = gauge(
+            "meridian_analyzer_watched_series",
+            "RED series and metrics watched by the detectors",
+        )?;
         Ok(Self {
+            red_late,
+            watched_series,
+            red_points: {
+                let c = IntCounter::new(
+                    "meridian_analyzer_red_points_total",
+                    "RED points derived (closed intervals)",
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
+            anomalies: counter(
+                "meridian_analyzer_anomalies_total",
+                "Anomalies found in the RED series",
+                &["severity"],
+            )?,
+            forecast_fits: counter(
+                "meridian_analyzer_forecast_fits_total",
+                "Forecast fits",
+                &["outcome"],
+            )?,
             rows_ingested: counter(
                 "meridian_analyzer_ingested_rows_total",
                 "Rows added to the store",

@@ -1,11 +1,14 @@
 //! Detector update cost and memory per series: `SeriesDetector` over many synthetic 5-minute
 //! series (daily cycle, noise, occasional spikes), against a windowed Gaussian z-score (the
-//! simplest streaming detector) over the same points in the same run.
+//! simplest streaming detector) over the same points in the same run; plus the live path's
+//! changepoint stage (robust z over 360 points, then BOCPD) on the same points.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use meridian_analyzer::detect::{DetectConfig, SeriesDetector};
+use meridian_analyzer::detect::changepoint::Changepoints;
+use meridian_analyzer::detect::robust::RobustDeviation;
+use meridian_analyzer::detect::{AnomalyConfig, DetectConfig, SeriesDetector};
 
 /// Point `i` of series `s`: a daily cycle at 5-minute steps, noise and rare spikes.
 fn point(s: usize, i: usize) -> (f64, f64) {
@@ -70,8 +73,18 @@ pub fn run(series: usize, points: usize, config: &DetectConfig) -> anyhow::Resul
             sum_sq: 0.0,
         })
         .collect();
+    let live = AnomalyConfig::default();
+    let mut changepoints: Vec<(RobustDeviation, Changepoints)> = (0..series)
+        .map(|_| {
+            (
+                RobustDeviation::new(live.scale_window),
+                Changepoints::new(live.changepoint_hazard, live.changepoint_min_run),
+            )
+        })
+        .collect();
+    let mut changes = 0usize;
     // Interleaved by point, as live series arrive: every series' point i, then i + 1.
-    let (mut meridian_secs, mut baseline_secs) = (0.0, 0.0);
+    let (mut meridian_secs, mut baseline_secs, mut changepoint_secs) = (0.0, 0.0, 0.0);
     let mut fired = 0usize;
     for i in 0..points {
         let t = Instant::now();
@@ -87,6 +100,15 @@ pub fn run(series: usize, points: usize, config: &DetectConfig) -> anyhow::Resul
             std::hint::black_box(b.update(point(s, i).1));
         }
         baseline_secs += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for (s, (scale, cp)) in changepoints.iter_mut().enumerate() {
+            let value = point(s, i).1;
+            let d = scale.update(value);
+            if d.spread > 0.0 && cp.update((value - d.expected) / d.spread).is_some() {
+                changes += 1;
+            }
+        }
+        changepoint_secs += t.elapsed().as_secs_f64();
     }
     let after = resident_bytes();
     let state: usize = detectors
@@ -103,6 +125,11 @@ pub fn run(series: usize, points: usize, config: &DetectConfig) -> anyhow::Resul
         "memory: resident growth {:.1} KiB per series (detectors and baselines, after {points} points); serialized detector state {:.1} KiB per series; {fired} firings",
         after.saturating_sub(before) as f64 / series as f64 / 1024.0,
         state as f64 / series as f64 / 1024.0
+    );
+    let changepoint = total / changepoint_secs;
+    println!(
+        "live changepoint stage (robust z + BOCPD): {changepoint:.0} series-points/s; detector and changepoints together {:.0} series-points/s; {changes} changepoints",
+        total / (meridian_secs + changepoint_secs)
     );
     Ok(())
 }

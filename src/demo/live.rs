@@ -1,10 +1,11 @@
-//! The demo's live table: per-region requests/s, error %, p50 and p99, computed by SQL.
+//! The demo's live output: per-region requests/s, error %, p50 and p99, computed by SQL over
+//! the spans, and the anomalies the analyzer finds in the RED series as they are stored.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::Float64Type;
+use arrow::datatypes::{Float64Type, Int64Type};
 use meridian_analyzer::query::QueryEngine;
 
 /// The SQL behind the table: the last `window` seconds of gateway server spans, per region.
@@ -21,13 +22,28 @@ pub fn live_query(window_secs: u64) -> String {
     )
 }
 
-/// Prints the table every `refresh` until `stop`.
+/// When the live output refreshes and what it measures from.
+pub struct Timing {
+    /// How often it refreshes.
+    pub refresh: Duration,
+    /// When the live traffic started.
+    pub started: Instant,
+    /// When the scripted incident starts.
+    pub onset: SystemTime,
+    /// The RED interval.
+    pub interval: Duration,
+}
+
+/// Prints the table and new anomalies every `refresh` until `stop`.
 pub async fn print_loop(
     engine: Arc<QueryEngine>,
-    refresh: Duration,
-    started: Instant,
+    timing: Timing,
     stop: tokio_util::sync::CancellationToken,
 ) {
+    let Timing {
+        refresh, started, ..
+    } = timing;
+    let mut anomalies_after = unix_ns(SystemTime::now());
     let window = refresh.as_secs().max(5) * 2;
     let sql = live_query(window);
     loop {
@@ -76,9 +92,72 @@ pub async fn print_loop(
                         );
                     }
                 }
-                println!();
             }
             Err(e) => tracing::warn!(error = %e, "live query failed"),
         }
+        match print_anomalies(&engine, &timing, anomalies_after).await {
+            Ok(newest) => anomalies_after = anomalies_after.max(newest),
+            Err(e) => tracing::warn!(error = %e, "anomalies query failed"),
+        }
+        println!();
     }
+}
+
+fn unix_ns(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// The SQL behind the anomaly lines: anomalies stored after `after_ns`, strongest first.
+pub fn anomalies_query(after_ns: i64) -> String {
+    format!(
+        "SELECT CAST(time AS BIGINT) AS t, CAST(detected_at AS BIGINT) AS d, region, http_route, \
+           metric, value, expected, score, severity, detector \
+         FROM anomalies WHERE CAST(detected_at AS BIGINT) > {after_ns} \
+         ORDER BY score DESC LIMIT 12"
+    )
+}
+
+/// Prints the anomalies stored since `after_ns`; returns the newest detection time printed.
+async fn print_anomalies(
+    engine: &QueryEngine,
+    timing: &Timing,
+    after_ns: i64,
+) -> Result<i64, meridian_analyzer::QueryError> {
+    let result = engine.query(&anomalies_query(after_ns)).await?;
+    let step = timing.interval.as_nanos().max(1) as i64;
+    let onset_interval = unix_ns(timing.onset).div_euclid(step) * step;
+    let started_ns = unix_ns(SystemTime::now()) - timing.started.elapsed().as_nanos() as i64;
+    let mut newest = after_ns;
+    for batch in &result.batches {
+        let t = batch.column(0).as_primitive::<Int64Type>();
+        let d = batch.column(1).as_primitive::<Int64Type>();
+        let text = |i: usize| batch.column(i).as_string::<i32>();
+        let (region, route, metric) = (text(2), text(3), text(4));
+        let (severity, detector) = (text(8), text(9));
+        let number = |i: usize| batch.column(i).as_primitive::<Float64Type>();
+        let (value, expected, score) = (number(5), number(6), number(7));
+        for i in 0..batch.num_rows() {
+            newest = newest.max(d.value(i));
+            let since_onset = (t.value(i) - onset_interval).div_euclid(step);
+            let when = if since_onset >= 0 {
+                format!("interval {} after the incident's onset", since_onset)
+            } else {
+                format!("interval at t{:+}s", (t.value(i) - started_ns) / 1_000_000_000)
+            };
+            println!(
+                "  ⚠ {} anomaly  {} {} {}: {:.3} (expected {:.3}), score {:.2} by {} — {}",
+                severity.value(i),
+                region.value(i),
+                route.value(i),
+                metric.value(i),
+                value.value(i),
+                if expected.is_null(i) { f64::NAN } else { expected.value(i) },
+                score.value(i),
+                detector.value(i),
+                when,
+            );
+        }
+    }
+    Ok(newest)
 }

@@ -4,6 +4,7 @@
 
 pub mod dataset;
 mod gateway;
+mod history;
 mod live;
 pub mod traffic;
 
@@ -38,6 +39,10 @@ pub struct DemoArgs {
     /// Region hit by the incident.
     #[arg(long, default_value = "eu-west-1")]
     pub incident_region: String,
+    /// Healthy history generated before the live traffic starts, so the detectors and
+    /// forecasters have learnt the fleet's normal behaviour (`0s`: none).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
+    pub history: Duration,
     /// How often the live table is refreshed.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
     pub refresh: Duration,
@@ -111,13 +116,34 @@ pub async fn run(config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
     }
     println!();
 
+    // The diurnal cycle runs from here, through the generated history into the live traffic.
+    let day_origin = Instant::now();
+    if !args.history.is_zero() {
+        let made = history::backfill(&sink, &args, std::time::SystemTime::now())
+            .await
+            .context("generating the demo's history")?;
+        println!(
+            "Generated {} of healthy history ({made} spans) for the detectors to learn from.\n",
+            humantime::format_duration(args.history)
+        );
+    }
     let started = Instant::now();
+    let onset = std::time::SystemTime::now() + args.incident_after;
     let stop = tokio_util::sync::CancellationToken::new();
-    let load = tokio::spawn(drive_load(gateways, args.clone(), started, stop.clone()));
+    let load = tokio::spawn(drive_load(
+        gateways,
+        args.clone(),
+        (started, day_origin),
+        stop.clone(),
+    ));
     let table = tokio::spawn(live::print_loop(
         engine,
-        args.refresh,
-        started,
+        live::Timing {
+            refresh: args.refresh,
+            started,
+            onset,
+            interval: config.analyzer.red.interval,
+        },
         stop.clone(),
     ));
     let limit = async {
@@ -157,17 +183,19 @@ fn loopback(addr: std::net::SocketAddr) -> std::net::SocketAddr {
     }
 }
 
-/// Load factor of the diurnal cycle at `elapsed`: 0.5 at night to 1.5 at midday.
-fn diurnal(elapsed: Duration, day: Duration) -> f64 {
-    let phase = elapsed.as_secs_f64() / day.as_secs_f64().max(1.0);
+/// Load factor of the diurnal cycle `elapsed_s` seconds after the demo started (negative:
+/// before, for the history): 0.5 at night to 1.5 at midday.
+fn diurnal(elapsed_s: f64, day: Duration) -> f64 {
+    let phase = elapsed_s / day.as_secs_f64().max(1.0);
     1.0 - 0.5 * (2.0 * std::f64::consts::PI * phase).cos()
 }
 
-/// Generates requests every 100 ms until `stop`; gives the gateways back for flushing.
+/// Generates requests every 100 ms until `stop` (the incident timed from `started`, the
+/// diurnal cycle from `day_origin`); gives the gateways back for flushing.
 async fn drive_load(
     gateways: Vec<(String, Gateway)>,
     args: DemoArgs,
-    started: Instant,
+    (started, day_origin): (Instant, Instant),
     stop: tokio_util::sync::CancellationToken,
 ) -> Vec<(String, Gateway)> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -194,7 +222,8 @@ async fn drive_load(
                     error_rate: 0.0,
                 }
             };
-            carry[i] += args.rate * diurnal(elapsed, args.day) * tick.as_secs_f64();
+            let day_phase = day_origin.elapsed().as_secs_f64();
+            carry[i] += args.rate * diurnal(day_phase, args.day) * tick.as_secs_f64();
             let n = carry[i].floor();
             carry[i] -= n;
             gateway.serve(n as usize, condition, &mut rng);

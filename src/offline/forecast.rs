@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
+use meridian_analyzer::forecast::baseline::{carried_forward, seasonal_naive};
 use meridian_analyzer::forecast::calibrate::Calibrator;
 use meridian_analyzer::forecast::model::{point_forecast, MIN_HISTORY};
 use meridian_analyzer::forecast::select::Selector;
@@ -91,20 +92,7 @@ fn step_secs(times: &[f64]) -> f64 {
 
 /// Values with missing ones carried forward from the last known value.
 fn filled(values: &[f64]) -> Vec<f64> {
-    let mut last = values
-        .iter()
-        .copied()
-        .find(|v| v.is_finite())
-        .unwrap_or(0.0);
-    values
-        .iter()
-        .map(|v| {
-            if v.is_finite() {
-                last = *v;
-            }
-            last
-        })
-        .collect()
+    carried_forward(values).unwrap_or_else(|| vec![0.0; values.len()])
 }
 
 /// Runs the rolling-origin evaluation of one series, writing its rows to `output`.
@@ -180,10 +168,9 @@ fn evaluate(series: &Series, args: &ForecastArgs, output: &Path) -> anyhow::Resu
                 break;
             }
             let naive = y[origin - 1];
-            let seasonal = period.map_or(naive, |p| {
-                let back = p * step.div_ceil(p);
-                y[target - back]
-            });
+            let seasonal = period
+                .and_then(|p| seasonal_naive(&y[..origin], p, step))
+                .unwrap_or(naive);
             let candidates = [model, naive, seasonal];
             let forecast = candidates[selector.best(step)];
             let w80 = calibrator.half_width(step, 0.8);

@@ -2,7 +2,11 @@
 //! is scored from the points before it only), with bounded memory and state that serialises.
 //! The same code scores the live RED series and `meridian detect`'s files.
 
+pub mod changepoint;
+pub mod live;
 pub mod pattern;
+pub mod rows;
+pub mod peers;
 pub mod range;
 pub mod rarity;
 pub mod robust;
@@ -10,4 +14,5 @@ pub mod seasonal;
 mod series;
 pub mod window;
 
+pub use live::{Anomaly, AnomalyConfig, LiveDetector};
 pub use series::{DetectConfig, Detector, SeriesDetector, Verdict};

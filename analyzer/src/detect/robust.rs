@@ -18,6 +18,9 @@ pub struct Deviation {
     pub expected: f64,
     /// The spread (a standard deviation for normal data: IQR / 1.349).
     pub spread: f64,
+    /// Whether most of the window holds one value (no interquartile spread), so `spread` is
+    /// only a floor and `z` says little beyond "different".
+    pub flat: bool,
 }
 
 /// Robust standardisation against the last `window` values.
@@ -67,6 +70,7 @@ impl RobustDeviation {
                 z: (value - expected).abs() / spread,
                 expected,
                 spread,
+                flat: iqr <= 0.0,
             }
         };
         self.window.push(value);

@@ -16,12 +16,11 @@ use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use futures::stream::{BoxStream, StreamExt};
-use meridian_collector::Signal;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::error::QueryError;
-use crate::store::Store;
+use crate::store::{Dataset, Store};
 use crate::telemetry::AnalyzerMetrics;
 
 /// The catalog (PostgreSQL: database) the tables live in, under schema `public`.
@@ -147,7 +146,7 @@ impl QueryEngine {
             .map_err(|e| QueryError::Execution(e.to_string()))?;
         store.objects().register(&runtime);
         let ctx = SessionContext::new_with_config_rt(session, runtime);
-        for signal in Signal::ALL {
+        for signal in Dataset::ALL {
             ctx.register_table(signal.table(), store.table(signal))
                 .map_err(|e| QueryError::Execution(e.to_string()))?;
         }

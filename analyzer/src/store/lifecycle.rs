@@ -12,13 +12,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use meridian_collector::Signal;
 use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
 
 use super::parquet::{self, Staged, StoredFile, HOUR_NS};
-use super::Store;
+use super::{Dataset, Store};
 use crate::error::StoreError;
 
 /// How long each table keeps data (`[analyzer.store.retention]`); `0s` keeps it forever.
@@ -34,6 +33,15 @@ pub struct RetentionConfig {
     /// Log records.
     #[serde(with = "humantime_serde")]
     pub logs: Duration,
+    /// RED series.
+    #[serde(with = "humantime_serde")]
+    pub red: Duration,
+    /// Anomalies.
+    #[serde(with = "humantime_serde")]
+    pub anomalies: Duration,
+    /// Forecasts (by the time they forecast).
+    #[serde(with = "humantime_serde")]
+    pub forecasts: Duration,
 }
 
 impl Default for RetentionConfig {
@@ -43,17 +51,23 @@ impl Default for RetentionConfig {
             spans: days(7),
             metrics: days(30),
             logs: days(7),
+            red: days(90),
+            anomalies: days(90),
+            forecasts: days(30),
         }
     }
 }
 
 impl RetentionConfig {
-    /// The TTL of a signal's table; `None` keeps its data forever.
-    pub fn of(&self, signal: Signal) -> Option<Duration> {
-        let ttl = match signal {
-            Signal::Traces => self.spans,
-            Signal::Metrics => self.metrics,
-            Signal::Logs => self.logs,
+    /// The TTL of a table; `None` keeps its data forever.
+    pub fn of(&self, dataset: Dataset) -> Option<Duration> {
+        let ttl = match dataset {
+            Dataset::Spans => self.spans,
+            Dataset::Metrics => self.metrics,
+            Dataset::Logs => self.logs,
+            Dataset::Red => self.red,
+            Dataset::Anomalies => self.anomalies,
+            Dataset::Forecasts => self.forecasts,
         };
         (!ttl.is_zero()).then_some(ttl)
     }
@@ -92,7 +106,7 @@ pub struct Maintenance {
 }
 
 /// Retired files waiting out the grace period: (retired at, table, files).
-pub(super) type Retired = Vec<(Instant, Signal, Vec<StoredFile>)>;
+pub(super) type Retired = Vec<(Instant, Dataset, Vec<StoredFile>)>;
 
 fn now_ns() -> i64 {
     SystemTime::now()
@@ -104,7 +118,7 @@ impl Store {
     /// One pass: retention, then compaction, then deleting retired files past their grace.
     pub async fn maintain(&self) -> Result<Maintenance, StoreError> {
         let mut done = Maintenance::default();
-        for signal in Signal::ALL {
+        for signal in Dataset::ALL {
             done.expired += self.expire(signal, now_ns()).await?;
             let (merged, written) = self.compact(signal).await?;
             done.compacted += merged;
@@ -139,7 +153,7 @@ impl Store {
     }
 
     /// Drops a table's hour partitions that ended more than its TTL before `now` (ns).
-    pub async fn expire(&self, signal: Signal, now: i64) -> Result<usize, StoreError> {
+    pub async fn expire(&self, signal: Dataset, now: i64) -> Result<usize, StoreError> {
         let Some(ttl) = self.config.retention.of(signal) else {
             return Ok(0);
         };
@@ -161,7 +175,7 @@ impl Store {
 
     /// Merges each hour partition holding `min_files` or more small files; returns (files
     /// merged, files written).
-    pub async fn compact(&self, signal: Signal) -> Result<(usize, usize), StoreError> {
+    pub async fn compact(&self, signal: Dataset) -> Result<(usize, usize), StoreError> {
         let config = &self.config.compaction;
         let mut by_hour: BTreeMap<i64, Vec<StoredFile>> = BTreeMap::new();
         for file in self.table(signal).snapshot().files {
@@ -200,7 +214,7 @@ impl Store {
     /// (see the module docs).
     async fn replace(
         &self,
-        signal: Signal,
+        signal: Dataset,
         old: Vec<StoredFile>,
         new: Vec<Staged>,
         reason: &str,

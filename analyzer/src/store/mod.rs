@@ -7,6 +7,7 @@
 //! in. Rows still in memory are lost if the process is killed (a graceful shutdown flushes them):
 //! from Kafka they are consumed again from the checkpoint's offsets and stored once.
 
+mod dataset;
 pub mod ledger;
 mod lifecycle;
 mod objects;
@@ -20,7 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::compute::concat_batches;
-use meridian_collector::{Signal, SignalBatch};
+use arrow::array::RecordBatch;
+use meridian_collector::SignalBatch;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::StoreError;
 use crate::telemetry::AnalyzerMetrics;
 use ledger::{LedgerState, Origin};
+pub use dataset::Dataset;
 pub use lifecycle::{CompactionConfig, Maintenance, RetentionConfig};
 pub use objects::Objects;
 pub use parquet::StoredFile;
@@ -96,11 +99,18 @@ impl Default for StoreConfig {
 pub struct Store {
     objects: Arc<Objects>,
     config: StoreConfig,
-    tables: BTreeMap<Signal, Arc<Table>>,
-    flush_locks: BTreeMap<Signal, Mutex<()>>,
+    tables: BTreeMap<Dataset, Arc<Table>>,
+    flush_locks: BTreeMap<Dataset, Mutex<()>>,
     metrics: AnalyzerMetrics,
     flush_wanted: tokio::sync::Notify,
     retired: std::sync::Mutex<lifecycle::Retired>,
+    observer: std::sync::OnceLock<Arc<dyn Observer>>,
+}
+
+/// Sees every batch stored from collectors, after it is stored (the analysis pipeline's tap).
+pub trait Observer: Send + Sync {
+    /// Called with the batches of one delivery to `dataset`, in the table's schema.
+    fn observe(&self, dataset: Dataset, batches: &[RecordBatch]);
 }
 
 impl Store {
@@ -118,7 +128,7 @@ impl Store {
         )?);
         let mut tables = BTreeMap::new();
         let mut flush_locks = BTreeMap::new();
-        for signal in Signal::ALL {
+        for signal in Dataset::ALL {
             let root = objects.table_root(signal.table());
             let checkpoint = objects.get(&root.clone().join(CHECKPOINT)).await?;
             let durable = LedgerState::decode(checkpoint.as_deref())?;
@@ -147,6 +157,7 @@ impl Store {
             metrics,
             flush_wanted: tokio::sync::Notify::new(),
             retired: std::sync::Mutex::new(Vec::new()),
+            observer: std::sync::OnceLock::new(),
         })
     }
 
@@ -156,7 +167,7 @@ impl Store {
     }
 
     /// Saves a table's checkpoint (one `put`, so readers see the old or the new one).
-    async fn save_checkpoint(&self, signal: Signal, state: &LedgerState) -> Result<(), StoreError> {
+    async fn save_checkpoint(&self, signal: Dataset, state: &LedgerState) -> Result<(), StoreError> {
         let key = self
             .objects
             .table_root(signal.table())
@@ -165,10 +176,10 @@ impl Store {
         self.objects.put(&key, state.encode()?).await
     }
 
-    /// The table of a signal.
-    pub fn table(&self, signal: Signal) -> Arc<Table> {
-        // Every signal has a table: `open` creates all of them.
-        Arc::clone(&self.tables[&signal])
+    /// The table of a dataset.
+    pub fn table(&self, signal: impl Into<Dataset>) -> Arc<Table> {
+        // Every dataset has a table: `open` creates all of them.
+        Arc::clone(&self.tables[&signal.into()])
     }
 
     /// Adds a delivery's batches to their table's hot buffer, all or none; visible to queries at
@@ -178,47 +189,78 @@ impl Store {
     }
 
     /// Like [`insert`](Self::insert), unless the table already holds the batch from `origin`
-    /// (a redelivery): then nothing is stored and the answer is [`Inserted::Repeat`].
+    /// (a redelivery): then nothing is stored and the answer is [`Inserted::Repeat`]. Stored
+    /// batches are shown to the [`Observer`], if one is set.
     pub fn insert_from(&self, batch: SignalBatch, origin: Origin) -> Result<Inserted, StoreError> {
-        let expected = batch.signal.schema();
-        if batch
-            .batches
+        let dataset = Dataset::from(batch.signal);
+        let (inserted, normalized) = self.insert_into(dataset, &batch.batches, origin)?;
+        if let (Inserted::Stored, Some(observer)) = (inserted, self.observer.get()) {
+            observer.observe(dataset, &normalized);
+        }
+        Ok(inserted)
+    }
+
+    /// Adds rows the analyzer derived (RED series, anomalies, forecasts) to their table.
+    pub fn insert_derived(
+        &self,
+        dataset: Dataset,
+        batches: Vec<RecordBatch>,
+    ) -> Result<(), StoreError> {
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(());
+        }
+        self.insert_into(dataset, &batches, Origin::default())
+            .map(|_| ())
+    }
+
+    /// Sets who sees every batch stored from collectors (the analysis pipeline); once.
+    pub fn set_observer(&self, observer: Arc<dyn Observer>) {
+        if self.observer.set(observer).is_err() {
+            tracing::warn!("the store already has an observer; keeping the first");
+        }
+    }
+
+    fn insert_into(
+        &self,
+        dataset: Dataset,
+        batches: &[RecordBatch],
+        origin: Origin,
+    ) -> Result<(Inserted, Vec<RecordBatch>), StoreError> {
+        let expected = dataset.schema();
+        if batches
             .iter()
             .any(|b| b.schema().fields() != expected.fields())
         {
             return Err(StoreError::Schema(format!(
                 "batch for `{}` does not have the table's schema (version {})",
-                batch.signal.table(),
+                dataset.table(),
                 meridian_collector::schema::SCHEMA_VERSION
             )));
         }
-        let table = self.table(batch.signal);
+        let table = self.table(dataset);
         // Held across check and append: an original and its retry may arrive together.
         let mut ledger = table.lock_ledger();
         if ledger.holds(&origin) {
             self.metrics
                 .repeats
-                .with_label_values(&[batch.signal.table()])
+                .with_label_values(&[dataset.table()])
                 .inc();
-            return Ok(Inserted::Repeat);
+            return Ok((Inserted::Repeat, Vec::new()));
         }
         let waiting = table.hot_rows();
         if waiting >= self.config.max_hot_rows {
             return Err(StoreError::Behind(waiting));
         }
-        let rows = batch.rows();
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         // Re-wrap with the canonical schema so metadata differences never reach the table.
-        let normalized = batch
-            .batches
+        let normalized = batches
             .iter()
-            .map(|b| {
-                arrow::array::RecordBatch::try_new(Arc::clone(&expected), b.columns().to_vec())
-            })
+            .map(|b| RecordBatch::try_new(Arc::clone(&expected), b.columns().to_vec()))
             .collect::<Result<Vec<_>, _>>()?;
-        let (hot, appended) = table.append(normalized);
+        let (hot, appended) = table.append(normalized.clone());
         ledger.record(origin, appended);
         drop(ledger);
-        let label = [batch.signal.table()];
+        let label = [dataset.table()];
         self.metrics
             .rows_ingested
             .with_label_values(&label)
@@ -230,12 +272,12 @@ impl Store {
         if hot >= self.config.flush_max_rows {
             self.flush_wanted.notify_one();
         }
-        Ok(Inserted::Stored)
+        Ok((Inserted::Stored, normalized))
     }
 
     /// Notes that a message from `origin` was consumed without rows to store (unreadable or
     /// empty), so its offset counts as done.
-    pub fn skip(&self, signal: Signal, origin: Origin) {
+    pub fn skip(&self, signal: impl Into<Dataset>, origin: Origin) {
         let table = self.table(signal);
         let mut ledger = table.lock_ledger();
         if !ledger.holds(&origin) {
@@ -245,7 +287,7 @@ impl Store {
     }
 
     /// Next Kafka offset per `topic:partition` that is durable in a table (safe to commit).
-    pub fn durable_offsets(&self, signal: Signal) -> BTreeMap<String, i64> {
+    pub fn durable_offsets(&self, signal: impl Into<Dataset>) -> BTreeMap<String, i64> {
         self.table(signal).lock_ledger().durable().offsets.clone()
     }
 
@@ -264,7 +306,8 @@ impl Store {
     }
 
     /// Writes a table's hot rows to Parquet and swaps them for the new files.
-    pub async fn flush(&self, signal: Signal) -> Result<(), StoreError> {
+    pub async fn flush(&self, signal: impl Into<Dataset>) -> Result<(), StoreError> {
+        let signal: Dataset = signal.into();
         let _guard = self.flush_locks[&signal].lock().await;
         let table = self.table(signal);
         let (snapshot, durable, nothing_new) = {
@@ -333,7 +376,7 @@ impl Store {
 
     /// Flushes every table.
     pub async fn flush_all(&self) -> Result<(), StoreError> {
-        for signal in Signal::ALL {
+        for signal in Dataset::ALL {
             self.flush(signal).await?;
         }
         Ok(())

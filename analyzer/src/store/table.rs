@@ -17,8 +17,8 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
 use meridian_collector::schema::TIME;
-use meridian_collector::Signal;
 
+use super::dataset::Dataset;
 use super::ledger::{Ledger, LedgerState};
 use super::objects::Objects;
 use super::parquet::{StoredFile, HOUR_NS};
@@ -40,7 +40,7 @@ pub struct Snapshot {
 /// A table of the store; shared by the writer, the flusher and DataFusion.
 #[derive(Debug)]
 pub struct Table {
-    signal: Signal,
+    signal: Dataset,
     state: RwLock<Snapshot>,
     /// What the table holds, for exactly-once ingest; locked around check-and-append.
     pub(super) ledger: Mutex<Ledger>,
@@ -51,7 +51,7 @@ pub struct Table {
 impl Table {
     /// A table of `signal` holding the given files and nothing hot, with their ledger.
     pub fn new(
-        signal: Signal,
+        signal: Dataset,
         files: Vec<StoredFile>,
         durable: LedgerState,
         objects: Arc<Objects>,
@@ -72,8 +72,8 @@ impl Table {
         self.ledger.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The signal (and so the schema) of the table.
-    pub fn signal(&self) -> Signal {
+    /// Which table this is (and so its schema).
+    pub fn dataset(&self) -> Dataset {
         self.signal
     }
 

@@ -1,0 +1,288 @@
+//! The analysis pipeline behind the store: every stored delivery of spans and metrics goes to
+//! the [`derive`](crate::derive) stage as it is stored; a ticker closes RED intervals, stores
+//! them in `red`, scores them ([`detect`](crate::detect)) into `anomalies`, and refits the
+//! [`forecast`](crate::forecast)s on their schedule into `forecasts`. The state (open intervals,
+//! detectors, forecasters) is saved with the store's objects every minute and at shutdown, and
+//! restored at start (`_analysis/state.bin`), so a restart neither forgets what the detectors learnt nor starts the
+//! series over.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arrow::array::RecordBatch;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::derive::{self, Deriver, RedAggregator, RedConfig};
+use crate::detect::{self, AnomalyConfig, DetectConfig, LiveDetector};
+use crate::error::StoreError;
+use crate::forecast::live::{FitJob, ForecastConfig, LiveForecaster};
+use crate::forecast::rows as forecast_rows;
+use crate::store::{Dataset, Observer, Store};
+use crate::telemetry::AnalyzerMetrics;
+
+/// Version of the saved state; another version is not read (the pipeline starts fresh).
+const STATE_VERSION: u32 = 1;
+/// How often the state is saved while running.
+const SAVE_EVERY: Duration = Duration::from_secs(60);
+
+/// The settings of every stage.
+#[derive(Clone, Debug, Default)]
+pub struct PipelineConfig {
+    /// RED series.
+    pub red: RedConfig,
+    /// Per-series detectors.
+    pub detect: DetectConfig,
+    /// Live detection.
+    pub anomalies: AnomalyConfig,
+    /// Live forecasts.
+    pub forecast: ForecastConfig,
+}
+
+/// What is saved across restarts.
+#[derive(Default, Serialize, Deserialize)]
+struct Saved {
+    version: u32,
+    red: RedAggregator,
+    detector: LiveDetector,
+    forecaster: LiveForecaster,
+}
+
+struct State {
+    deriver: Deriver,
+    detector: LiveDetector,
+    forecaster: LiveForecaster,
+}
+
+/// The running pipeline; the store's [`Observer`].
+pub struct Pipeline {
+    config: PipelineConfig,
+    store: Arc<Store>,
+    metrics: AnalyzerMetrics,
+    state: Mutex<State>,
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+impl Pipeline {
+    /// The pipeline over `store`, continuing from the state saved there (if any); registered
+    /// as the store's observer.
+    pub async fn start(
+        config: PipelineConfig,
+        store: Arc<Store>,
+        metrics: AnalyzerMetrics,
+    ) -> Result<Arc<Self>, StoreError> {
+        let saved = match store.objects().get(&state_key(&store)).await? {
+            Some(bytes) => match bincode::deserialize::<Saved>(&bytes) {
+                Ok(saved) if saved.version == STATE_VERSION => saved,
+                Ok(saved) => {
+                    tracing::warn!(version = saved.version, "the saved analysis state is of another version; starting fresh");
+                    Saved::default()
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the saved analysis state is unreadable; starting fresh");
+                    Saved::default()
+                }
+            },
+            None => Saved::default(),
+        };
+        tracing::info!(
+            series = saved.detector.len(),
+            "analysis pipeline: RED series, anomalies and forecasts"
+        );
+        let pipeline = Arc::new(Self {
+            config,
+            store: Arc::clone(&store),
+            metrics,
+            state: Mutex::new(State {
+                deriver: Deriver::new(saved.red),
+                detector: saved.detector,
+                forecaster: saved.forecaster,
+            }),
+        });
+        store.set_observer(Arc::clone(&pipeline) as Arc<dyn Observer>);
+        Ok(pipeline)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Closes the intervals due at `now_ns`, stores their RED points and the anomalies among
+    /// them; returns how many points were closed.
+    pub fn tick(&self, now_ns: i64) -> Result<usize, StoreError> {
+        let c = &self.config;
+        let (points, anomalies, late) = {
+            let mut state = self.lock();
+            let points = state.deriver.close(&c.red, now_ns);
+            let anomalies = if c.anomalies.enabled {
+                state.detector.update(&c.detect, &c.anomalies, &points)
+            } else {
+                Vec::new()
+            };
+            if c.forecast.enabled {
+                state.forecaster.observe(&c.forecast, &points);
+            }
+            self.metrics
+                .watched_series
+                .set(state.detector.len() as i64);
+            (points, anomalies, state.deriver.red.late)
+        };
+        self.metrics.red_late.set(late as i64);
+        if points.is_empty() {
+            return Ok(0);
+        }
+        self.metrics
+            .red_points
+            .inc_by(points.len() as u64);
+        self.store
+            .insert_derived(Dataset::Red, vec![derive::rows::batch(&points)?])?;
+        if !anomalies.is_empty() {
+            for a in &anomalies {
+                self.metrics.anomalies.with_label_values(&[a.severity]).inc();
+                tracing::info!(
+                    region = %a.key.region,
+                    service = %a.key.service,
+                    route = %a.key.route,
+                    metric = a.metric.name(),
+                    value = a.value,
+                    expected = a.expected,
+                    score = a.score,
+                    detector = a.detector,
+                    severity = a.severity,
+                    "anomaly"
+                );
+            }
+            self.store.insert_derived(
+                Dataset::Anomalies,
+                vec![detect::rows::batch(&anomalies, now_ns)?],
+            )?;
+        }
+        Ok(points.len())
+    }
+
+    /// Runs the fits that are due and stores their forecasts; returns how many series were
+    /// fitted. Fitting runs on a blocking thread, without holding the state.
+    pub async fn refit(&self) -> Result<usize, StoreError> {
+        if !self.config.forecast.enabled {
+            return Ok(0);
+        }
+        let jobs: Vec<FitJob> = self
+            .lock()
+            .forecaster
+            .due(&self.config.forecast, self.config.red.interval);
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let count = jobs.len();
+        let done = tokio::task::spawn_blocking(move || {
+            jobs.into_iter()
+                .map(|job| {
+                    let fitted = job.run();
+                    (job, fitted)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| StoreError::Schema(format!("forecast task failed: {e}")))?;
+        let mut rows = Vec::new();
+        {
+            let mut state = self.lock();
+            for (job, fitted) in &done {
+                state.forecaster.fitted(job, fitted);
+                let outcome = if fitted.used_model { "ok" } else { "fallback" };
+                self.metrics.forecast_fits.with_label_values(&[outcome]).inc();
+                rows.extend(fitted.forecasts.iter().cloned());
+            }
+        }
+        self.store
+            .insert_derived(Dataset::Forecasts, vec![forecast_rows::batch(&rows)?])?;
+        Ok(count)
+    }
+
+    /// Saves the state with the store's objects.
+    pub async fn save(&self) -> Result<(), StoreError> {
+        let bytes = {
+            let state = self.lock();
+            let saved = SavedRef {
+                version: STATE_VERSION,
+                red: &state.deriver.red,
+                detector: &state.detector,
+                forecaster: &state.forecaster,
+            };
+            // Binary: the state holds NaN (missing values), which JSON cannot.
+            bincode::serialize(&saved)
+                .map_err(|e| StoreError::Schema(format!("encoding the analysis state: {e}")))?
+        };
+        self.store
+            .objects()
+            .put(&state_key(&self.store), bytes)
+            .await
+    }
+
+    /// Ticks every second, refits on schedule and saves every minute until `stop`; then
+    /// closes what is due and saves once more.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut saved_at = Instant::now();
+        let mut fitting: Option<tokio::task::JoinHandle<()>> = None;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            if let Err(e) = self.tick(now_ns()) {
+                tracing::error!(error = %e, "storing RED points or anomalies failed");
+            }
+            if fitting.as_ref().is_none_or(|f| f.is_finished()) {
+                let me = Arc::clone(&self);
+                fitting = Some(tokio::spawn(async move {
+                    if let Err(e) = me.refit().await {
+                        tracing::error!(error = %e, "storing forecasts failed");
+                    }
+                }));
+            }
+            if saved_at.elapsed() >= SAVE_EVERY {
+                saved_at = Instant::now();
+                if let Err(e) = self.save().await {
+                    tracing::error!(error = %e, "saving the analysis state failed");
+                }
+            }
+        }
+        if let Some(f) = fitting {
+            let _ = f.await;
+        }
+        if let Err(e) = self.tick(now_ns()) {
+            tracing::error!(error = %e, "storing RED points or anomalies failed");
+        }
+        if let Err(e) = self.save().await {
+            tracing::error!(error = %e, "saving the analysis state failed");
+        }
+    }
+}
+
+/// The saved state, borrowed for writing.
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    version: u32,
+    red: &'a RedAggregator,
+    detector: &'a LiveDetector,
+    forecaster: &'a LiveForecaster,
+}
+
+fn state_key(store: &Store) -> object_store::path::Path {
+    store.objects().table_root("_analysis").join("state.bin")
+}
+
+impl Observer for Pipeline {
+    fn observe(&self, dataset: Dataset, batches: &[RecordBatch]) {
+        if self.config.red.enabled && matches!(dataset, Dataset::Spans | Dataset::Metrics) {
+            self.lock().deriver.observe(&self.config.red, dataset, batches);
+        }
+    }
+}
