@@ -125,13 +125,22 @@ async fn traefik_traces_metrics_and_access_logs_arrive() {
     // counts every request, with the status code).
     let from_spans = "SELECT count(*) AS n FROM red WHERE service_name = 'traefik-gw' \
                       AND count_source = 'spans' AND request_count > 0";
-    let from_histograms = "SELECT count(*) AS n FROM red WHERE service_name = 'traefik-gw' \
-                           AND count_source = 'histogram' AND request_count > 0 \
-                           AND latency_p99_ms > 0";
+    // Traefik names its metrics' service `traefik` (`--metrics.otlp.serviceName`).
+    let from_histograms = "SELECT count(*) AS n FROM red WHERE count_source = 'histogram' \
+                           AND request_count > 0 AND latency_p99_ms > 0 \
+                           AND http_route = 'up@file'";
     let red = wait_for_count(api, from_spans, 1, Duration::from_secs(60)).await;
     let histogram = wait_for_count(api, from_histograms, 1, Duration::from_secs(30)).await;
-    let rows = sql(api, "SELECT * FROM red WHERE service_name = 'traefik-gw' LIMIT 20").await;
-    assert!(red >= 1 && histogram >= 1, "RED rows: {rows:?}");
+    let rows = sql(api, "SELECT * FROM red WHERE request_count > 0 LIMIT 20").await;
+    let histograms = sql(
+        api,
+        "SELECT DISTINCT name, unit, temporality, attributes FROM metrics WHERE kind = 'histogram'",
+    )
+    .await;
+    assert!(
+        red >= 1 && histogram >= 1,
+        "RED rows: {rows:?}\nhistograms: {histograms:?}"
+    );
     let errors = "SELECT sum(error_count) AS n FROM red WHERE service_name = 'traefik-gw' \
                   AND count_source = 'spans'";
     assert_eq!(count(api, errors).await, 3, "the three 503s: {rows:?}");

@@ -83,12 +83,27 @@ pub struct Cumulative {
     last: HashMap<u64, (i64, u64, Vec<u64>)>,
 }
 
+/// A stream's first cumulative point counts as a delta when its start is at most this old (the
+/// gateway or the stream began just now); an older one only sets the baseline, since its
+/// counts span a time the current intervals do not cover (an analyzer restarted under
+/// long-running gateways).
+const FRESH_STREAM_NS: i64 = 60_000_000_000;
+
 impl Cumulative {
-    /// The delta since the stream's last point; `None` for its first point (a baseline). A
-    /// new start time or a smaller count is a reset: the point counts from zero.
-    fn delta(&mut self, stream: u64, start_ns: i64, count: u64, buckets: &[u64]) -> Option<(u64, Vec<u64>)> {
+    /// The delta since the stream's last point; for its first point, the whole count if the
+    /// stream is fresh, else `None` (a baseline). A new start time or a smaller count is a
+    /// reset: the point counts from zero.
+    fn delta(
+        &mut self,
+        stream: u64,
+        (start_ns, time_ns): (i64, i64),
+        count: u64,
+        buckets: &[u64],
+    ) -> Option<(u64, Vec<u64>)> {
         let previous = self.last.insert(stream, (start_ns, count, buckets.to_vec()));
-        let (prev_start, prev_count, prev_buckets) = previous?;
+        let Some((prev_start, prev_count, prev_buckets)) = previous else {
+            return (time_ns - start_ns <= FRESH_STREAM_NS).then(|| (count, buckets.to_vec()));
+        };
         if prev_start != start_ns || count < prev_count || prev_buckets.len() != buckets.len() {
             return Some((count, buckets.to_vec()));
         }
@@ -165,7 +180,8 @@ pub fn requests(
             (region.value(row), service, metric).hash(&mut hasher);
             columns::map_entries(attributes, row).hash(&mut hasher);
             let stream = hasher.finish();
-            match cumulative.delta(stream, start.value(row), count.value(row), &buckets) {
+            let span = (start.value(row), time.value(row));
+            match cumulative.delta(stream, span, count.value(row), &buckets) {
                 Some(delta) => delta,
                 None => continue,
             }

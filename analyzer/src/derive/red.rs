@@ -76,12 +76,15 @@ impl RedAggregator {
     ) -> Option<&mut WindowStats> {
         let step = Self::interval_ns(config);
         let start = time_ns.div_euclid(step) * step;
+        // A region's first event opens the intervals back to its watermark, so earlier events
+        // of other kinds (spans batched longer than metrics) still count.
+        let opened = (time_ns - config.grace.as_nanos() as i64).div_euclid(step) * step;
         let clock = self
             .regions
             .entry(key.region.clone())
             .or_insert_with(|| RegionClock {
                 max_event_ns: time_ns,
-                closed_until_ns: start,
+                closed_until_ns: opened,
                 last_arrival: None,
             });
         clock.last_arrival = Some(Instant::now());
@@ -268,6 +271,24 @@ mod tests {
         let counts: Vec<(i64, u64)> = points.iter().map(|p| (p.start_ns / S, p.red.count)).collect();
         assert_eq!(counts, vec![(10, 0), (20, 1)]);
         assert_eq!(points[0].red.latency_ms, None);
+    }
+
+    #[test]
+    fn earlier_events_within_the_grace_of_a_regions_first_one_count() {
+        let c = config();
+        let mut red = RedAggregator::default();
+        // A metric point at 21 s arrives first; spans that ended at 14 s follow.
+        red.add_spans(&c, vec![span("eu", "/b", 21 * S, 1.0, false)]);
+        red.add_spans(&c, vec![span("eu", "/a", 14 * S, 1.0, false)]);
+        assert_eq!(red.late, 0);
+        red.add_spans(&c, vec![span("eu", "/a", 40 * S, 1.0, false)]);
+        let a: Vec<(i64, u64)> = red
+            .close(&c, 0)
+            .into_iter()
+            .filter(|p| p.key.route == "/a")
+            .map(|p| (p.start_ns / S, p.red.count))
+            .collect();
+        assert_eq!(a, vec![(10, 1), (20, 0)]);
     }
 
     #[test]
