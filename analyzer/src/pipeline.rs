@@ -80,7 +80,10 @@ impl Pipeline {
             Some(bytes) => match bincode::deserialize::<Saved>(&bytes) {
                 Ok(saved) if saved.version == STATE_VERSION => saved,
                 Ok(saved) => {
-                    tracing::warn!(version = saved.version, "the saved analysis state is of another version; starting fresh");
+                    tracing::warn!(
+                        version = saved.version,
+                        "the saved analysis state is of another version; starting fresh"
+                    );
                     Saved::default()
                 }
                 Err(e) => {
@@ -127,23 +130,22 @@ impl Pipeline {
             if c.forecast.enabled {
                 state.forecaster.observe(&c.forecast, &points);
             }
-            self.metrics
-                .watched_series
-                .set(state.detector.len() as i64);
+            self.metrics.watched_series.set(state.detector.len() as i64);
             (points, anomalies, state.deriver.red.late)
         };
         self.metrics.red_late.set(late as i64);
         if points.is_empty() {
             return Ok(0);
         }
-        self.metrics
-            .red_points
-            .inc_by(points.len() as u64);
+        self.metrics.red_points.inc_by(points.len() as u64);
         self.store
             .insert_derived(Dataset::Red, vec![derive::rows::batch(&points)?])?;
         if !anomalies.is_empty() {
             for a in &anomalies {
-                self.metrics.anomalies.with_label_values(&[a.severity]).inc();
+                self.metrics
+                    .anomalies
+                    .with_label_values(&[a.severity])
+                    .inc();
                 tracing::info!(
                     region = %a.key.region,
                     service = %a.key.service,
@@ -195,7 +197,10 @@ impl Pipeline {
             for (job, fitted) in &done {
                 state.forecaster.fitted(job, fitted);
                 let outcome = if fitted.used_model { "ok" } else { "fallback" };
-                self.metrics.forecast_fits.with_label_values(&[outcome]).inc();
+                self.metrics
+                    .forecast_fits
+                    .with_label_values(&[outcome])
+                    .inc();
                 rows.extend(fitted.forecasts.iter().cloned());
             }
         }
@@ -282,7 +287,9 @@ fn state_key(store: &Store) -> object_store::path::Path {
 impl Observer for Pipeline {
     fn observe(&self, dataset: Dataset, batches: &[RecordBatch]) {
         if self.config.red.enabled && matches!(dataset, Dataset::Spans | Dataset::Metrics) {
-            self.lock().deriver.observe(&self.config.red, dataset, batches);
+            self.lock()
+                .deriver
+                .observe(&self.config.red, dataset, batches);
         }
     }
 }

@@ -119,7 +119,10 @@ async fn red_points_anomalies_and_forecasts_survive_a_restart() {
             ),
         )
         .await;
-        assert!(found >= 1, "{metric} not flagged in the incident's first interval");
+        assert!(
+            found >= 1,
+            "{metric} not flagged in the incident's first interval"
+        );
     }
     let forecasts = common::count(
         &engine,

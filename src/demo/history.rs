@@ -16,7 +16,11 @@ use super::{diurnal, DemoArgs, FLEET};
 
 /// Generates `args.history` of traffic before `now` into `sink`, and on until the moment it
 /// finishes (so the live traffic follows without a gap); returns the spans stored.
-pub async fn backfill(sink: &Arc<dyn Sink>, args: &DemoArgs, now: SystemTime) -> anyhow::Result<usize> {
+pub async fn backfill(
+    sink: &Arc<dyn Sink>,
+    args: &DemoArgs,
+    now: SystemTime,
+) -> anyhow::Result<usize> {
     let unix_ns = |t: SystemTime| -> anyhow::Result<u64> {
         Ok(t.duration_since(UNIX_EPOCH)?.as_nanos() as u64)
     };

@@ -143,7 +143,10 @@ async fn print_anomalies(
             let when = if since_onset >= 0 {
                 format!("interval {} after the incident's onset", since_onset)
             } else {
-                format!("interval at t{:+}s", (t.value(i) - started_ns) / 1_000_000_000)
+                format!(
+                    "interval at t{:+}s",
+                    (t.value(i) - started_ns) / 1_000_000_000
+                )
             };
             println!(
                 "  ⚠ {} anomaly  {} {} {}: {:.3} (expected {:.3}), score {:.2} by {} — {}",
@@ -152,7 +155,11 @@ async fn print_anomalies(
                 route.value(i),
                 metric.value(i),
                 value.value(i),
-                if expected.is_null(i) { f64::NAN } else { expected.value(i) },
+                if expected.is_null(i) {
+                    f64::NAN
+                } else {
+                    expected.value(i)
+                },
                 score.value(i),
                 detector.value(i),
                 when,

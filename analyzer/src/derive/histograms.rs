@@ -100,7 +100,9 @@ impl Cumulative {
         count: u64,
         buckets: &[u64],
     ) -> Option<(u64, Vec<u64>)> {
-        let previous = self.last.insert(stream, (start_ns, count, buckets.to_vec()));
+        let previous = self
+            .last
+            .insert(stream, (start_ns, count, buckets.to_vec()));
         let Some((prev_start, prev_count, prev_buckets)) = previous else {
             return (time_ns - start_ns <= FRESH_STREAM_NS).then(|| (count, buckets.to_vec()));
         };

@@ -268,7 +268,10 @@ mod tests {
         red.add_spans(&c, vec![span("eu", "/a", 45 * S, 1.0, false)]);
         let points = red.close(&c, 0);
         // [10, 20) had nothing: a zero point, not a gap; [20, 30) has the one request.
-        let counts: Vec<(i64, u64)> = points.iter().map(|p| (p.start_ns / S, p.red.count)).collect();
+        let counts: Vec<(i64, u64)> = points
+            .iter()
+            .map(|p| (p.start_ns / S, p.red.count))
+            .collect();
         assert_eq!(counts, vec![(10, 0), (20, 1)]);
         assert_eq!(points[0].red.latency_ms, None);
     }

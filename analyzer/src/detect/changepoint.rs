@@ -14,9 +14,9 @@ const SHORT_RUN: usize = 8;
 /// BOCPD keeps one hypothesis per possible run length, so on a stable series its work per
 /// point grows without end; past this many the detector is rebuilt from the last `KEEP`
 /// values (a run of `KEEP` is as "stable" as a longer one for what is reported here).
-const MAX_RUN_LENGTHS: usize = 720;
+const MAX_RUN_LENGTHS: usize = 240;
 /// Values kept to rebuild from.
-const KEEP: usize = 120;
+const KEEP: usize = 60;
 
 /// A changepoint found at the current point.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -30,7 +30,8 @@ pub struct Change {
 /// ```
 /// # use meridian_analyzer::detect::changepoint::Changepoints;
 /// let mut c = Changepoints::new(250.0, 30);
-/// let noise = |i: usize| ((i * 7919) % 11) as f64 / 5.0 - 1.0; // -1..1
+/// // Standardised noise (spread about 1), as the robust z gives.
+/// let noise = |i: usize| ((i * 7919) % 11) as f64 / 5.0 * 1.7 - 1.7;
 /// let mut found = Vec::new();
 /// for i in 0..300 {
 ///     // Standardised values: an outlier at 150, a shift by 2.5 spreads at 200.
@@ -45,7 +46,7 @@ pub struct Change {
 /// for i in 0..3000 {
 ///     c.update(noise(i));
 /// }
-/// assert!(c.run_lengths() <= 720);
+/// assert!(c.run_lengths() <= 240);
 /// ```
 #[derive(Debug, Clone)]
 pub struct Changepoints {

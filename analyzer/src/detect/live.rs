@@ -268,7 +268,8 @@ impl LiveDetector {
         };
         // Regions that stopped reporting do not hold the comparison back.
         let recent = |w: &Watched| w.zs.back().is_some_and(|(t, _)| newest - t <= 0);
-        let live: Vec<&(&SeriesKey, &Watched)> = members.iter().filter(|(_, w)| recent(w)).collect();
+        let live: Vec<&(&SeriesKey, &Watched)> =
+            members.iter().filter(|(_, w)| recent(w)).collect();
         let key = (service, route, metric);
         if live.len() < 3 || self.peers_done.get(&key).is_some_and(|t| *t >= newest) {
             return Vec::new();

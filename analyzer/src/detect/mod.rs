@@ -5,11 +5,11 @@
 pub mod changepoint;
 pub mod live;
 pub mod pattern;
-pub mod rows;
 pub mod peers;
 pub mod range;
 pub mod rarity;
 pub mod robust;
+pub mod rows;
 pub mod seasonal;
 mod series;
 pub mod window;

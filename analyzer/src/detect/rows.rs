@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Builder, RecordBatch, StringBuilder, TimestampNanosecondBuilder};
+use arrow::array::{
+    ArrayRef, Float64Builder, RecordBatch, StringBuilder, TimestampNanosecondBuilder,
+};
 use arrow::error::ArrowError;
 
 use super::live::Anomaly;

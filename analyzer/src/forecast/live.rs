@@ -226,10 +226,7 @@ impl LiveForecaster {
                 published: done.forecasts[h].forecast,
             });
         }
-        state
-            .pending
-            .make_contiguous()
-            .sort_by_key(|p| p.target_ns);
+        state.pending.make_contiguous().sort_by_key(|p| p.target_ns);
     }
 }
 
@@ -329,7 +326,10 @@ mod durations {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(list: &[Duration], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(list.iter().map(|d| humantime::format_duration(*d).to_string()))
+        s.collect_seq(
+            list.iter()
+                .map(|d| humantime::format_duration(*d).to_string()),
+        )
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
@@ -381,7 +381,9 @@ mod tests {
         };
         let interval = Duration::from_secs(10);
         let mut f = LiveForecaster::default();
-        let points: Vec<RedPoint> = (0..30).map(|i| point(i * 10, 100 + (i % 3) as u64)).collect();
+        let points: Vec<RedPoint> = (0..30)
+            .map(|i| point(i * 10, 100 + (i % 3) as u64))
+            .collect();
         f.observe(&config, &points);
         let jobs = f.due(&config, interval);
         assert_eq!(jobs.len(), 2, "rate and p99");
@@ -399,8 +401,14 @@ mod tests {
         assert!(f.due(&config, interval).is_empty());
         f.observe(&config, &[point(310, 101)]);
         let state = &f.series[&(points[0].key.clone(), Metric::RequestRate)];
-        assert!(state.pending.is_empty(), "the forecast for 310 s was scored");
-        f.observe(&config, &(32..36).map(|i| point(i * 10, 100)).collect::<Vec<_>>());
+        assert!(
+            state.pending.is_empty(),
+            "the forecast for 310 s was scored"
+        );
+        f.observe(
+            &config,
+            &(32..36).map(|i| point(i * 10, 100)).collect::<Vec<_>>(),
+        );
         assert_eq!(f.due(&config, interval).len(), 2);
     }
 }

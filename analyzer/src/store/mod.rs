@@ -20,8 +20,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::compute::concat_batches;
 use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
 use meridian_collector::SignalBatch;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::StoreError;
 use crate::telemetry::AnalyzerMetrics;
-use ledger::{LedgerState, Origin};
 pub use dataset::Dataset;
+use ledger::{LedgerState, Origin};
 pub use lifecycle::{CompactionConfig, Maintenance, RetentionConfig};
 pub use objects::Objects;
 pub use parquet::StoredFile;
@@ -167,7 +167,11 @@ impl Store {
     }
 
     /// Saves a table's checkpoint (one `put`, so readers see the old or the new one).
-    async fn save_checkpoint(&self, signal: Dataset, state: &LedgerState) -> Result<(), StoreError> {
+    async fn save_checkpoint(
+        &self,
+        signal: Dataset,
+        state: &LedgerState,
+    ) -> Result<(), StoreError> {
         let key = self
             .objects
             .table_root(signal.table())
