@@ -79,16 +79,8 @@ pub async fn print_loop(
                             region.value(i),
                             rps.value(i),
                             err.value(i),
-                            if p50.is_null(i) {
-                                f64::NAN
-                            } else {
-                                p50.value(i)
-                            },
-                            if p99.is_null(i) {
-                                f64::NAN
-                            } else {
-                                p99.value(i)
-                            },
+                            or_nan(p50, i),
+                            or_nan(p99, i),
                         );
                     }
                 }
@@ -155,11 +147,7 @@ async fn print_anomalies(
                 route.value(i),
                 metric.value(i),
                 value.value(i),
-                if expected.is_null(i) {
-                    f64::NAN
-                } else {
-                    expected.value(i)
-                },
+                or_nan(expected, i),
                 score.value(i),
                 detector.value(i),
                 when,
@@ -167,4 +155,13 @@ async fn print_anomalies(
         }
     }
     Ok(newest)
+}
+
+/// The value at `i`, NaN where it is NULL (prints as `NaN`).
+fn or_nan(column: &arrow::array::Float64Array, i: usize) -> f64 {
+    if column.is_null(i) {
+        f64::NAN
+    } else {
+        column.value(i)
+    }
 }

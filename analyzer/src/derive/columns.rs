@@ -1,7 +1,7 @@
 //! Typed access to the columns of stored batches the derive stage reads.
 
-use arrow::array::{Array, AsArray, MapArray, RecordBatch};
-use arrow::datatypes::{Float64Type, Int32Type, Int64Type, TimestampNanosecondType, UInt64Type};
+use arrow::array::{Array, AsArray, MapArray, PrimitiveArray, RecordBatch};
+use arrow::datatypes::{ArrowPrimitiveType, Float64Type, UInt64Type};
 
 /// Why a batch could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -19,47 +19,14 @@ pub fn strings<'a>(
         .ok_or(MissingColumn(name))
 }
 
-/// A nanosecond timestamp column.
-pub fn times<'a>(
+/// A primitive column of Arrow type `T` (`TimestampNanosecondType`, `Int64Type`, …).
+pub fn primitive<'a, T: ArrowPrimitiveType>(
     batch: &'a RecordBatch,
     name: &'static str,
-) -> Result<&'a arrow::array::TimestampNanosecondArray, MissingColumn> {
+) -> Result<&'a PrimitiveArray<T>, MissingColumn> {
     batch
         .column_by_name(name)
-        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-        .ok_or(MissingColumn(name))
-}
-
-/// An i64 column.
-pub fn int64s<'a>(
-    batch: &'a RecordBatch,
-    name: &'static str,
-) -> Result<&'a arrow::array::Int64Array, MissingColumn> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_primitive_opt::<Int64Type>())
-        .ok_or(MissingColumn(name))
-}
-
-/// An i32 column.
-pub fn int32s<'a>(
-    batch: &'a RecordBatch,
-    name: &'static str,
-) -> Result<&'a arrow::array::Int32Array, MissingColumn> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_primitive_opt::<Int32Type>())
-        .ok_or(MissingColumn(name))
-}
-
-/// A u64 column.
-pub fn uint64s<'a>(
-    batch: &'a RecordBatch,
-    name: &'static str,
-) -> Result<&'a arrow::array::UInt64Array, MissingColumn> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_primitive_opt::<UInt64Type>())
+        .and_then(|c| c.as_primitive_opt::<T>())
         .ok_or(MissingColumn(name))
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::{TimestampNanosecondType, UInt64Type};
 use serde::{Deserialize, Serialize};
 
 use super::columns::{self, MissingColumn};
@@ -153,9 +154,9 @@ pub fn requests(
     let temporality = columns::strings(batch, "temporality")?;
     let region = columns::strings(batch, "region")?;
     let service = columns::strings(batch, "service_name")?;
-    let time = columns::times(batch, "time")?;
-    let start = columns::times(batch, "start_time")?;
-    let count = columns::uint64s(batch, "count")?;
+    let time = columns::primitive::<TimestampNanosecondType>(batch, "time")?;
+    let start = columns::primitive::<TimestampNanosecondType>(batch, "start_time")?;
+    let count = columns::primitive::<UInt64Type>(batch, "count")?;
     let attributes = columns::maps(batch, "attributes")?;
     let mut out = Vec::new();
     for row in 0..batch.num_rows() {

@@ -2,6 +2,7 @@
 //! route, at the span's end time.
 
 use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::{Int32Type, Int64Type, TimestampNanosecondType};
 
 use super::columns::{self, MissingColumn};
 use super::key::SeriesKey;
@@ -27,9 +28,9 @@ pub fn requests(batch: &RecordBatch, kinds: &[String]) -> Result<Vec<SpanRequest
     let route = columns::strings(batch, "http_route")?;
     let name = columns::strings(batch, "name")?;
     let status = columns::strings(batch, "status_code")?;
-    let http_status = columns::int32s(batch, "http_response_status_code")?;
-    let end = columns::times(batch, "end_time")?;
-    let duration = columns::int64s(batch, "duration_ns")?;
+    let http_status = columns::primitive::<Int32Type>(batch, "http_response_status_code")?;
+    let end = columns::primitive::<TimestampNanosecondType>(batch, "end_time")?;
+    let duration = columns::primitive::<Int64Type>(batch, "duration_ns")?;
     let mut out = Vec::new();
     for row in 0..batch.num_rows() {
         if !kinds.iter().any(|k| k == kind.value(row)) {
