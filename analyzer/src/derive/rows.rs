@@ -7,6 +7,7 @@ use arrow::array::{
 };
 use arrow::error::ArrowError;
 
+use super::metric::Metric;
 use super::red::RedPoint;
 
 /// The `red` table's rows for `points`.
@@ -33,9 +34,10 @@ pub fn batch(points: &[RedPoint]) -> Result<RecordBatch, ArrowError> {
         route.append_value(&p.key.route);
         interval.append_value(p.interval_s);
         count.append_value(p.red.count as i64);
-        rate.append_value(p.red.count as f64 / p.interval_s.max(f64::MIN_POSITIVE));
+        rate.append_value(Metric::RequestRate.value(p));
         errors.append_value(p.red.errors as i64);
-        ratio.append_option((p.red.count > 0).then(|| p.red.errors as f64 / p.red.count as f64));
+        let error_ratio = Metric::ErrorRatio.value(p);
+        ratio.append_option(error_ratio.is_finite().then_some(error_ratio));
         let latency = p.red.latency_ms;
         p50.append_option(latency.map(|l| l[0]));
         p90.append_option(latency.map(|l| l[1]));
