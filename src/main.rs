@@ -78,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
                 config.collector.http_addr = a;
             }
             if let Some(url) = forward_to {
-                config.network_sink.url = url;
+                config.collector.network.url = url;
             }
             run::collector(config).await
         }
@@ -94,11 +94,15 @@ async fn main() -> anyhow::Result<()> {
             }
             demo::run(config, args).await
         }
-        Command::Bench(args) => bench::run(args, &config.analyzer.detect).await,
-        Command::Detect(args) => offline::detect::run(&args, &config.analyzer.detect),
+        Command::Bench(args) => bench::run(args, &config.analyzer.pipeline.detect.series).await,
+        Command::Detect(args) => {
+            offline::detect::run(&args, &config.analyzer.pipeline.detect.series)
+        }
         Command::Forecast(args) => offline::forecast::run(&args),
         Command::Evaluate(args) => match args.which {
-            evaluate::Which::Nab(nab) => evaluate::nab::run(&nab, &config.analyzer.detect),
+            evaluate::Which::Nab(nab) => {
+                evaluate::nab::run(&nab, &config.analyzer.pipeline.detect.series)
+            }
         },
     }
 }

@@ -36,9 +36,45 @@ pub enum StoreError {
     /// Too many rows are waiting to be flushed; the writer should retry later.
     #[error("the store is behind: {0} rows waiting to be flushed")]
     Behind(usize),
+    /// A background task (flush, compaction, object sync, forecast fit) panicked or was
+    /// cancelled before it finished.
+    #[error("the {task} task did not finish: {source}")]
+    Task {
+        /// Which task.
+        task: &'static str,
+        /// Why it did not finish.
+        source: tokio::task::JoinError,
+    },
+    /// The ledger checkpoint could not be encoded or decoded.
+    #[error("ledger checkpoint: {0}")]
+    Checkpoint(#[source] serde_json::Error),
+    /// The analysis state (RED intervals, detectors, forecasters) could not be encoded.
+    #[error("encoding the analysis state: {0}")]
+    AnalysisState(#[source] bincode::Error),
+    /// A file listed for compaction was gone when it was read.
+    #[error("{0} disappeared during compaction")]
+    Vanished(String),
 }
 
 impl StoreError {
+    /// Whether the same insert may succeed later: the store is only behind. The one decision
+    /// behind the in-process sink, the HTTP ingest endpoint (503 and `Retry-After`) and the
+    /// Kafka consumer (pause, then retry); every other error is permanent for that batch.
+    ///
+    /// ```
+    /// use meridian_analyzer::StoreError;
+    /// assert!(StoreError::Behind(10).is_retryable());
+    /// assert!(!StoreError::Schema("no time column".into()).is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Behind(_))
+    }
+
+    /// A task's `JoinError` as a store error.
+    pub fn task(task: &'static str) -> impl FnOnce(tokio::task::JoinError) -> Self {
+        move |source| StoreError::Task { task, source }
+    }
+
     /// Wraps an I/O error with its path.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         StoreError::Io {
@@ -77,25 +113,26 @@ impl QueryError {
     }
 }
 
-/// Why the analyzer could not start.
+/// Why the Kafka consumer could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("Kafka consumer: {0}")]
+pub struct ConsumeError(pub String);
+
+/// Why the analyzer could not start, or did not stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzerError {
     /// The store could not be opened.
     #[error("opening the store: {0}")]
     Store(#[from] StoreError),
     /// A listener could not bind.
-    #[error("binding {what} on {addr}: {source}")]
-    Bind {
-        /// Which listener.
-        what: &'static str,
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] meridian_collector::listen::BindError),
     /// The Kafka consumer could not start.
     #[error("{0}")]
-    Kafka(#[from] crate::consume::ConsumeError),
+    Kafka(#[from] ConsumeError),
+    /// The SQL engine could not be built over the store.
+    #[error("building the SQL engine: {0}")]
+    QueryEngine(#[source] QueryError),
     /// The PostgreSQL endpoint is misconfigured.
     #[error("{0}")]
     Postgres(String),

@@ -15,7 +15,6 @@ use meridian_collector::sink::network::{COLLECTOR_HEADER, SEQUENCE_HEADER};
 use meridian_collector::sink::{Sink, SinkError};
 use meridian_collector::{ipc, Signal, SignalBatch};
 
-use crate::error::StoreError;
 use crate::store::ledger::{BatchKey, Origin};
 use crate::store::{Inserted, Store};
 
@@ -37,9 +36,12 @@ impl Sink for StoreSink {
     }
 
     fn deliver(&self, batch: SignalBatch) -> BoxFuture<'_, Result<(), SinkError>> {
-        let result = self.store.insert(batch).map_err(|e| match e {
-            StoreError::Behind(_) => SinkError::Unavailable(e.to_string()),
-            other => SinkError::Refused(other.to_string()),
+        let result = self.store.insert(batch).map_err(|e| {
+            if e.is_retryable() {
+                SinkError::Unavailable(e.to_string())
+            } else {
+                SinkError::Refused(e.to_string())
+            }
         });
         futures::future::ready(result).boxed()
     }
@@ -102,7 +104,7 @@ async fn ingest(
         Ok(Inserted::Repeat) => {
             tracing::debug!("batch already stored; acknowledging the retry");
         }
-        Err(e @ StoreError::Behind(_)) => {
+        Err(e) if e.is_retryable() => {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [("retry-after", "1")],

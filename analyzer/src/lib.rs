@@ -5,6 +5,7 @@
 //! [`derive`] (RED series) → [`detect`] (anomalies) and [`forecast`], run by the [`pipeline`];
 //! [`query`] answers SQL over all of it (HTTP and the PostgreSQL protocol).
 
+pub mod analyzer;
 pub mod config;
 pub mod consume;
 pub mod derive;
@@ -15,8 +16,10 @@ pub mod ingest;
 mod pairs;
 pub mod pipeline;
 pub mod query;
+pub mod schema;
 pub mod store;
 pub mod telemetry;
 
-pub use config::{Analyzer, AnalyzerConfig, RunningAnalyzer};
-pub use error::{AnalyzerError, QueryError, StoreError};
+pub use analyzer::{Analyzer, RunningAnalyzer};
+pub use config::AnalyzerConfig;
+pub use error::{AnalyzerError, ConsumeError, QueryError, StoreError};

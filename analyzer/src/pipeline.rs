@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow::array::RecordBatch;
+use meridian_collector::task::{join, TaskFailed};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::derive::{self, Deriver, RedAggregator, RedConfig};
-use crate::detect::{self, AnomalyConfig, DetectConfig, LiveDetector};
+use crate::derive::{self, DeriveConfig, Deriver, RedAggregator};
+use crate::detect::{self, DetectConfig, LiveDetector};
 use crate::error::StoreError;
 use crate::forecast::live::{FitJob, ForecastConfig, LiveForecaster};
 use crate::forecast::rows as forecast_rows;
@@ -26,15 +27,14 @@ const STATE_VERSION: u32 = 1;
 /// How often the state is saved while running.
 const SAVE_EVERY: Duration = Duration::from_secs(60);
 
-/// The settings of every stage.
+/// The settings of every stage the pipeline runs (`[analyzer.derive]`, `[analyzer.detect]`,
+/// `[analyzer.forecast]`).
 #[derive(Clone, Debug, Default)]
 pub struct PipelineConfig {
     /// RED series.
-    pub red: RedConfig,
-    /// Per-series detectors.
+    pub derive: DeriveConfig,
+    /// Live detection, with the per-series detector's settings.
     pub detect: DetectConfig,
-    /// Live detection.
-    pub anomalies: AnomalyConfig,
     /// Live forecasts.
     pub forecast: ForecastConfig,
 }
@@ -68,14 +68,15 @@ fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-impl Pipeline {
+impl PipelineConfig {
     /// The pipeline over `store`, continuing from the state saved there (if any); registered
-    /// as the store's observer.
-    pub async fn start(
-        config: PipelineConfig,
+    /// as the store's observer. [`Pipeline::run`] then drives it.
+    pub async fn build(
+        &self,
         store: Arc<Store>,
         metrics: AnalyzerMetrics,
-    ) -> Result<Arc<Self>, StoreError> {
+    ) -> Result<Arc<Pipeline>, StoreError> {
+        let config = self.clone();
         let saved = match store.objects().get(&state_key(&store)).await? {
             Some(bytes) => match bincode::deserialize::<Saved>(&bytes) {
                 Ok(saved) if saved.version == STATE_VERSION => saved,
@@ -97,7 +98,7 @@ impl Pipeline {
             series = saved.detector.len(),
             "analysis pipeline: RED series, anomalies and forecasts"
         );
-        let pipeline = Arc::new(Self {
+        let pipeline = Arc::new(Pipeline {
             config,
             store: Arc::clone(&store),
             metrics,
@@ -110,7 +111,9 @@ impl Pipeline {
         store.set_observer(Arc::clone(&pipeline) as Arc<dyn Observer>);
         Ok(pipeline)
     }
+}
 
+impl Pipeline {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -121,9 +124,9 @@ impl Pipeline {
         let c = &self.config;
         let (points, anomalies, late) = {
             let mut state = self.lock();
-            let points = state.deriver.close(&c.red, now_ns);
-            let anomalies = if c.anomalies.enabled {
-                state.detector.update(&c.detect, &c.anomalies, &points)
+            let points = state.deriver.close(&c.derive, now_ns);
+            let anomalies = if c.detect.enabled {
+                state.detector.update(&c.detect, &points)
             } else {
                 Vec::new()
             };
@@ -176,7 +179,7 @@ impl Pipeline {
         let jobs: Vec<FitJob> = self
             .lock()
             .forecaster
-            .due(&self.config.forecast, self.config.red.interval);
+            .due(&self.config.forecast, self.config.derive.interval);
         if jobs.is_empty() {
             return Ok(0);
         }
@@ -190,7 +193,7 @@ impl Pipeline {
                 .collect::<Vec<_>>()
         })
         .await
-        .map_err(|e| StoreError::Schema(format!("forecast task failed: {e}")))?;
+        .map_err(StoreError::task("forecast"))?;
         let mut rows = Vec::new();
         {
             let mut state = self.lock();
@@ -220,8 +223,7 @@ impl Pipeline {
                 forecaster: &state.forecaster,
             };
             // Binary: the state holds NaN (missing values), which JSON cannot.
-            bincode::serialize(&saved)
-                .map_err(|e| StoreError::Schema(format!("encoding the analysis state: {e}")))?
+            bincode::serialize(&saved).map_err(StoreError::AnalysisState)?
         };
         self.store
             .objects()
@@ -230,8 +232,10 @@ impl Pipeline {
     }
 
     /// Ticks every second, refits on schedule and saves every minute until `stop`; then
-    /// closes what is due and saves once more.
-    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+    /// closes what is due and saves once more. A fit that panicked is logged when it is
+    /// joined and returned at the end, after the last save.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) -> Result<(), TaskFailed> {
+        let mut failed = None;
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut saved_at = Instant::now();
@@ -245,6 +249,11 @@ impl Pipeline {
                 tracing::error!(error = %e, "storing RED points or anomalies failed");
             }
             if fitting.as_ref().is_none_or(|f| f.is_finished()) {
+                if let Some(done) = fitting.take() {
+                    if let Err(e) = join("forecast fit", done).await {
+                        failed.get_or_insert(e);
+                    }
+                }
                 let me = Arc::clone(&self);
                 fitting = Some(tokio::spawn(async move {
                     if let Err(e) = me.refit().await {
@@ -260,7 +269,9 @@ impl Pipeline {
             }
         }
         if let Some(f) = fitting {
-            let _ = f.await;
+            if let Err(e) = join("forecast fit", f).await {
+                failed.get_or_insert(e);
+            }
         }
         if let Err(e) = self.tick(now_ns()) {
             tracing::error!(error = %e, "storing RED points or anomalies failed");
@@ -268,6 +279,7 @@ impl Pipeline {
         if let Err(e) = self.save().await {
             tracing::error!(error = %e, "saving the analysis state failed");
         }
+        failed.map_or(Ok(()), Err)
     }
 }
 
@@ -286,10 +298,10 @@ fn state_key(store: &Store) -> object_store::path::Path {
 
 impl Observer for Pipeline {
     fn observe(&self, dataset: Dataset, batches: &[RecordBatch]) {
-        if self.config.red.enabled && matches!(dataset, Dataset::Spans | Dataset::Metrics) {
+        if self.config.derive.enabled && matches!(dataset, Dataset::Spans | Dataset::Metrics) {
             self.lock()
                 .deriver
-                .observe(&self.config.red, dataset, batches);
+                .observe(&self.config.derive, dataset, batches);
         }
     }
 }

@@ -29,7 +29,7 @@ fn body() -> Vec<u8> {
 async fn retried_batches_are_stored_once() {
     let dir = tempfile::tempdir().unwrap();
     let analyzer = AnalyzerConfig::default()
-        .open(dir.path(), &prometheus::Registry::new())
+        .build(dir.path(), &prometheus::Registry::new())
         .await
         .unwrap();
     let router = analyzer.router();

@@ -96,7 +96,7 @@ impl Place {
 
     async fn open(&self, config: AnalyzerConfig) -> Analyzer {
         self.at(config)
-            .open(self.dir.path(), &prometheus::Registry::new())
+            .build(self.dir.path(), &prometheus::Registry::new())
             .await
             .unwrap()
     }

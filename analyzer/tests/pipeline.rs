@@ -52,8 +52,8 @@ fn interval_of_spans(start_ns: i64, ms: f64, errors: usize, seed: u64) -> Vec<Sp
 fn config() -> AnalyzerConfig {
     let mut config = AnalyzerConfig::default();
     config.postgres.enabled = false;
-    config.red.grace = Duration::ZERO;
-    config.forecast.refit = Duration::from_secs(600);
+    config.pipeline.derive.grace = Duration::ZERO;
+    config.pipeline.forecast.refit = Duration::from_secs(600);
     config
 }
 
@@ -73,7 +73,7 @@ async fn red_points_anomalies_and_forecasts_survive_a_restart() {
         )
     };
     {
-        let analyzer = config().open(dir.path(), &Registry::new()).await.unwrap();
+        let analyzer = config().build(dir.path(), &Registry::new()).await.unwrap();
         let sink = analyzer.sink();
         let pipeline = analyzer.pipeline();
         for i in 0..200 {
@@ -84,7 +84,7 @@ async fn red_points_anomalies_and_forecasts_survive_a_restart() {
         pipeline.save().await.unwrap();
         analyzer.store().flush_all().await.unwrap();
     }
-    let analyzer = config().open(dir.path(), &Registry::new()).await.unwrap();
+    let analyzer = config().build(dir.path(), &Registry::new()).await.unwrap();
     let (sink, pipeline, engine) = (analyzer.sink(), analyzer.pipeline(), analyzer.engine());
     for i in 200..203 {
         sink.deliver(store(i, 160.0, 5)).await.unwrap();

@@ -12,7 +12,7 @@ async fn engine(dir: &std::path::Path, query: QueryConfig) -> std::sync::Arc<Que
         ..AnalyzerConfig::default()
     };
     config
-        .open(dir, &prometheus::Registry::new())
+        .build(dir, &prometheus::Registry::new())
         .await
         .unwrap()
         .engine()
@@ -114,7 +114,7 @@ async fn the_http_api_reports_limits() {
         ..AnalyzerConfig::default()
     };
     let router = config
-        .open(dir.path(), &prometheus::Registry::new())
+        .build(dir.path(), &prometheus::Registry::new())
         .await
         .unwrap()
         .router();

@@ -40,7 +40,7 @@ async fn flushing_never_loses_or_duplicates_rows_under_queries() {
     let dir = tempfile::tempdir().unwrap();
     let registry = prometheus::Registry::new();
     let analyzer = AnalyzerConfig::default()
-        .open(dir.path(), &registry)
+        .build(dir.path(), &registry)
         .await
         .unwrap();
     let store = analyzer.store();
@@ -91,7 +91,7 @@ async fn flushing_never_loses_or_duplicates_rows_under_queries() {
     drop((store, engine, analyzer));
 
     let reopened = AnalyzerConfig::default()
-        .open(dir.path(), &prometheus::Registry::new())
+        .build(dir.path(), &prometheus::Registry::new())
         .await
         .unwrap();
     assert_eq!(

@@ -27,6 +27,25 @@ pub fn encode(batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
     Ok(out)
 }
 
+/// Splits a batch into IPC streams no larger than `max_bytes` each (by halving), unless a single
+/// row is larger.
+pub fn encode_bounded(
+    batch: &RecordBatch,
+    max_bytes: usize,
+) -> Result<Vec<(usize, Vec<u8>)>, ArrowError> {
+    let encoded = encode(std::slice::from_ref(batch))?;
+    if encoded.len() <= max_bytes || batch.num_rows() <= 1 {
+        return Ok(vec![(batch.num_rows(), encoded)]);
+    }
+    let half = batch.num_rows() / 2;
+    let mut out = encode_bounded(&batch.slice(0, half), max_bytes)?;
+    out.extend(encode_bounded(
+        &batch.slice(half, batch.num_rows() - half),
+        max_bytes,
+    )?);
+    Ok(out)
+}
+
 /// Decodes every batch of an IPC stream.
 pub fn decode(bytes: &[u8]) -> Result<Vec<RecordBatch>, ArrowError> {
     if bytes.is_empty() {

@@ -6,22 +6,27 @@
 
 pub mod admin;
 pub mod buffer;
+pub mod collector;
 pub mod config;
 pub mod convert;
 pub mod error;
 pub mod forward;
 pub mod ipc;
+pub mod json;
 pub mod kafka;
+pub mod listen;
 pub mod otlp;
 pub mod queue;
 pub mod schema;
 pub mod signal;
 pub mod sink;
+pub mod task;
 pub mod telemetry;
 
 #[cfg(test)]
 mod testing;
 
-pub use config::{CollectorConfig, RunningCollector};
+pub use collector::{Destination, RunningCollector};
+pub use config::CollectorConfig;
 pub use error::CollectorError;
 pub use signal::{Signal, SignalBatch};

@@ -8,8 +8,6 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::buffer::spool::SpoolError;
-
 use crate::signal::SignalBatch;
 use crate::telemetry::CollectorMetrics;
 
@@ -21,6 +19,18 @@ pub struct QueueFull {
     pub capacity: usize,
 }
 
+/// Why a batch sent with [`QueueSender::try_send_durable`] was not made durable; the receiver
+/// tells its client to retry.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AckError {
+    /// The buffer holds `max_bytes` already.
+    #[error("the collector's disk buffer is full ({0} bytes); retry later")]
+    Full(u64),
+    /// Writing failed (disk full, I/O error).
+    #[error("writing the collector's disk buffer failed: {0}")]
+    Write(String),
+}
+
 /// A batch in the queue, holding its share of the queue's room until delivered.
 pub struct Queued {
     /// The batch.
@@ -28,7 +38,7 @@ pub struct Queued {
     /// Room taken in the queue; dropping it frees the room.
     pub permit: OwnedSemaphorePermit,
     /// Told when the batch is safely buffered (disk buffer only); the receiver waits for it.
-    pub done: Option<oneshot::Sender<Result<(), SpoolError>>>,
+    pub done: Option<oneshot::Sender<Result<(), AckError>>>,
 }
 
 /// The sending side of the queue, shared by all receivers.
@@ -70,7 +80,7 @@ impl QueueSender {
     pub fn try_send_durable(
         &self,
         batch: SignalBatch,
-    ) -> Result<oneshot::Receiver<Result<(), SpoolError>>, QueueFull> {
+    ) -> Result<oneshot::Receiver<Result<(), AckError>>, QueueFull> {
         let (tx, rx) = oneshot::channel();
         self.send(batch, Some(tx))?;
         Ok(rx)
@@ -79,7 +89,7 @@ impl QueueSender {
     fn send(
         &self,
         batch: SignalBatch,
-        done: Option<oneshot::Sender<Result<(), SpoolError>>>,
+        done: Option<oneshot::Sender<Result<(), AckError>>>,
     ) -> Result<(), QueueFull> {
         let permits = self.permits(batch.rows());
         let permit = Arc::clone(&self.room)

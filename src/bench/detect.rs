@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use meridian_analyzer::detect::changepoint::Changepoints;
 use meridian_analyzer::detect::robust::RobustDeviation;
-use meridian_analyzer::detect::{AnomalyConfig, DetectConfig, SeriesDetector};
+use meridian_analyzer::detect::{DetectConfig, SeriesConfig, SeriesDetector};
 
 /// Point `i` of series `s`: a daily cycle at 5-minute steps, noise and rare spikes.
 fn point(s: usize, i: usize) -> (f64, f64) {
@@ -59,8 +59,8 @@ fn resident_bytes() -> u64 {
 }
 
 /// Runs `series` series of `points` points each through both detectors (`config`: the
-/// `[analyzer.detect]` settings), one core.
-pub fn run(series: usize, points: usize, config: &DetectConfig) -> anyhow::Result<()> {
+/// `[analyzer.detect.series]` settings), one core.
+pub fn run(series: usize, points: usize, config: &SeriesConfig) -> anyhow::Result<()> {
     let total = (series * points) as f64;
     let before = resident_bytes();
     let mut detectors: Vec<SeriesDetector> =
@@ -73,7 +73,7 @@ pub fn run(series: usize, points: usize, config: &DetectConfig) -> anyhow::Resul
             sum_sq: 0.0,
         })
         .collect();
-    let live = AnomalyConfig::default();
+    let live = DetectConfig::default();
     let mut changepoints: Vec<(RobustDeviation, Changepoints)> = (0..series)
         .map(|_| {
             (

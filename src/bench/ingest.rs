@@ -9,8 +9,8 @@ use anyhow::Context;
 use meridian_analyzer::AnalyzerConfig;
 use meridian_collector::buffer::BufferKind;
 use meridian_collector::kafka::KafkaConfig;
-use meridian_collector::sink::kafka::KafkaSink;
 use meridian_collector::CollectorConfig;
+use meridian_collector::Destination;
 use prometheus::Registry;
 use prost::Message;
 
@@ -78,36 +78,37 @@ impl Pipeline {
             ..AnalyzerConfig::default()
         };
         let mut analyzer = analyzer_config
-            .open(&dir.join("analyzer"), &registry)
+            .build(&dir.join("analyzer"), &registry)
             .await?;
         let engine = analyzer.engine();
         let mut collector_config = CollectorConfig {
-            otlp_grpc_addr: "127.0.0.1:0".parse()?,
-            otlp_http_addr: "127.0.0.1:0".parse()?,
             region: "bench".into(),
+            http_addr: "127.0.0.1:0".parse()?,
             ..CollectorConfig::default()
         };
-        let sink: Arc<dyn meridian_collector::sink::Sink> = match transport {
-            Transport::InProcess => analyzer.sink(),
+        collector_config.otlp.grpc_addr = "127.0.0.1:0".parse()?;
+        collector_config.otlp.http_addr = "127.0.0.1:0".parse()?;
+        let kafka;
+        let destination = match transport {
+            Transport::InProcess => Destination::InProcess(analyzer.sink()),
             Transport::Kafka(brokers) => {
                 let unique = uuid_like();
-                let mut kafka = KafkaConfig {
+                let mut config = KafkaConfig {
                     brokers: brokers.clone(),
                     group_id: format!("bench-{unique}"),
                     ..KafkaConfig::default()
                 };
-                kafka.topics.spans = format!("bench-{unique}.spans");
-                kafka.topics.metrics = format!("bench-{unique}.metrics");
-                kafka.topics.logs = format!("bench-{unique}.logs");
+                config.topics.spans = format!("bench-{unique}.spans");
+                config.topics.metrics = format!("bench-{unique}.metrics");
+                config.topics.logs = format!("bench-{unique}.logs");
                 collector_config.buffer.kind = BufferKind::Disk;
-                collector_config.buffer.dir = Some(dir.join("buffer"));
-                let sink = KafkaSink::new(&kafka, "bench")?;
-                analyzer = analyzer.with_kafka(kafka);
-                Arc::new(sink)
+                analyzer = analyzer.with_kafka(config.clone());
+                kafka = config;
+                Destination::Remote(&kafka)
             }
         };
-        let analyzer = analyzer.serve().await?;
-        let collector = collector_config.start(sink, &registry).await?;
+        let analyzer = analyzer.start().await?;
+        let collector = collector_config.start(destination, &dir, &registry).await?;
         Ok(Pipeline {
             collector,
             analyzer,
@@ -130,10 +131,13 @@ impl Pipeline {
             .unwrap_or(0))
     }
 
-    async fn stop(self) {
-        self.collector.shutdown().await;
-        self.analyzer.shutdown().await;
+    async fn stop(self) -> anyhow::Result<()> {
+        let collector = self.collector.shutdown().await;
+        let analyzer = self.analyzer.shutdown().await;
         let _ = std::fs::remove_dir_all(&self.dir);
+        collector?;
+        analyzer?;
+        Ok(())
     }
 }
 
@@ -241,7 +245,7 @@ pub async fn run(load: &Load<'_>, transport: &Transport) -> anyhow::Result<f64> 
         let visible = started.elapsed();
         stop_queries.store(true, Ordering::Relaxed);
         for task in query_tasks {
-            let _ = task.await;
+            task.await.context("a query loop panicked")?;
         }
         let rate = total as f64 / visible.as_secs_f64();
         let under = if load.query_load > 0 {
@@ -260,7 +264,7 @@ pub async fn run(load: &Load<'_>, transport: &Transport) -> anyhow::Result<f64> 
             sent.as_secs_f64(),
             retries.load(Ordering::Relaxed),
         );
-        pipeline.stop().await;
+        pipeline.stop().await?;
         Ok(rate)
     }
 }
@@ -305,7 +309,7 @@ pub async fn freshness(transport: &Transport, samples: usize, batch: usize) -> a
         at(0.99).as_secs_f64() * 1e3,
         latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
     );
-    pipeline.stop().await;
+    pipeline.stop().await?;
     Ok(())
 }
 

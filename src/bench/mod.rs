@@ -112,7 +112,7 @@ pub enum Which {
 /// Runs the chosen benchmark and prints its figures.
 pub async fn run(
     args: BenchArgs,
-    detect: &meridian_analyzer::detect::DetectConfig,
+    detect: &meridian_analyzer::detect::SeriesConfig,
 ) -> anyhow::Result<()> {
     match args.which {
         Which::Convert { batch, requests } => convert::run(batch, requests),

@@ -109,7 +109,7 @@ pub async fn run(spans: usize, dir: &Path, python: &str, runs: usize) -> anyhow:
         },
         ..bench_config()
     };
-    let analyzer = config.open(dir, &Registry::new()).await?.serve().await?;
+    let analyzer = config.build(dir, &Registry::new()).await?.start().await?;
     let url = format!("http://{}/api/v1/sql", analyzer.http_addr);
     let client = reqwest::Client::new();
     let count = sql(&client, &url, "SELECT count(*) AS n FROM spans").await?;
@@ -151,7 +151,7 @@ pub async fn run(spans: usize, dir: &Path, python: &str, runs: usize) -> anyhow:
         }
         meridian.push((median(&mut times), rows));
     }
-    analyzer.shutdown().await;
+    analyzer.shutdown().await?;
 
     let duck = duckdb(python, &dir.join("spans"), &questions, runs)?;
     println!(
@@ -196,7 +196,7 @@ fn bench_config() -> AnalyzerConfig {
 async fn generate(spans: usize, dir: &Path) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
-    let analyzer = bench_config().open(dir, &Registry::new()).await?;
+    let analyzer = bench_config().build(dir, &Registry::new()).await?;
     let store = analyzer.store();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     // ~1.9 spans a request: enough requests to pass `spans`, spread evenly over six hours.
@@ -227,9 +227,7 @@ async fn generate(spans: usize, dir: &Path) -> anyhow::Result<()> {
             loop {
                 match store.insert(SignalBatch::new(Signal::Traces, converted.batch.clone())) {
                     Ok(()) => break,
-                    Err(meridian_analyzer::StoreError::Behind(_)) => {
-                        store.flush(Signal::Traces).await?
-                    }
+                    Err(e) if e.is_retryable() => store.flush(Signal::Traces).await?,
                     Err(e) => return Err(e.into()),
                 }
             }

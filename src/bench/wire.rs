@@ -2,8 +2,8 @@
 //! same spans as an OTLP protobuf request compressed with zstd (the baseline OTel-Arrow compares
 //! with; it reports 30% fewer bytes for traces).
 
-use meridian_collector::buffer::spool::encode_bounded;
 use meridian_collector::convert::traces_to_arrow;
+use meridian_collector::ipc::encode_bounded;
 use prost::Message;
 
 use super::payload::trace_request;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meridian_collector::convert::traces_to_arrow;
-use meridian_collector::sink::{Sink, SinkError};
+use meridian_collector::sink::Sink;
 use meridian_collector::{Signal, SignalBatch};
 use rand::SeedableRng;
 
@@ -60,7 +60,7 @@ pub async fn backfill(
                 match sink.deliver(batch.clone()).await {
                     Ok(()) => break,
                     // The store is flushing: wait for it, as a collector would.
-                    Err(SinkError::Unavailable(_)) => {
+                    Err(e) if e.is_retryable() => {
                         tokio::time::sleep(Duration::from_millis(100)).await
                     }
                     Err(e) => return Err(e.into()),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use meridian_collector::Destination;
 use prometheus::Registry;
 use rand::SeedableRng;
 
@@ -58,10 +59,11 @@ const FLEET: [(&str, Transport); 3] = [
 /// Runs the demo until `--duration` passes or Ctrl-C.
 pub async fn run(config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
     let registry = Registry::new();
-    let analyzer = config.analyzer.open(&config.data_dir(), &registry).await?;
+    let data_dir = config.data_dir();
+    let analyzer = config.analyzer.build(&data_dir, &registry).await?;
     let sink = analyzer.sink();
     let engine = analyzer.engine();
-    let analyzer = analyzer.serve().await?;
+    let analyzer = analyzer.start().await?;
 
     let mut collectors = Vec::new();
     let mut gateways = Vec::new();
@@ -70,15 +72,16 @@ pub async fn run(config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
         c.region = (*region).to_owned();
         // The first region uses the configured OTLP ports so a real gateway can join the demo.
         if i > 0 {
-            c.otlp_grpc_addr.set_port(0);
-            c.otlp_http_addr.set_port(0);
+            c.otlp.grpc_addr.set_port(0);
+            c.otlp.http_addr.set_port(0);
         }
         let regional_registry = if i == 0 {
             registry.clone()
         } else {
             Registry::new()
         };
-        let collector = c.start(Arc::clone(&sink), &regional_registry).await?;
+        let destination = Destination::InProcess(Arc::clone(&sink));
+        let collector = c.start(destination, &data_dir, &regional_registry).await?;
         let grpc = format!("http://{}", loopback(collector.grpc_addr));
         let http = format!("http://{}", loopback(collector.http_addr));
         let telemetry = Telemetry::new(
@@ -142,7 +145,7 @@ pub async fn run(config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
             refresh: args.refresh,
             started,
             onset,
-            interval: config.analyzer.red.interval,
+            interval: config.analyzer.pipeline.derive.interval,
         },
         stop.clone(),
     ));
@@ -163,11 +166,15 @@ pub async fn run(config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
             tracing::warn!(%region, error = %e, "gateway exporter did not flush cleanly");
         }
     }
-    let _ = table.await;
+    let table = table.await;
+    let mut stopped = Ok(());
     for c in collectors {
-        c.shutdown().await;
+        stopped = stopped.and(c.shutdown().await);
     }
-    analyzer.shutdown().await;
+    let analyzer = analyzer.shutdown().await;
+    table.context("the live table panicked")?;
+    stopped.context("stopping a collector")?;
+    analyzer.context("stopping the analyzer")?;
     println!(
         "\nDemo data is in {}. `meridian standalone` serves it again.",
         config.data_dir().display()

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use meridian_analyzer::detect::DetectConfig;
+use meridian_analyzer::detect::SeriesConfig;
 
 use super::scoring::{self, ScoredFile, PROFILES};
 use crate::offline::detect::{csv_files, scores};
@@ -137,7 +137,7 @@ fn read_scores(dir: &Path, name: &str, rows: usize) -> anyhow::Result<Vec<f64>> 
 }
 
 /// Scores the corpus at `args.data` with Meridian's detector (or `args.scores`).
-pub fn evaluate(args: &NabArgs, config: &DetectConfig) -> anyhow::Result<NabReport> {
+pub fn evaluate(args: &NabArgs, config: &SeriesConfig) -> anyhow::Result<NabReport> {
     let corpus = load(&args.data)?;
     let mut files = Vec::with_capacity(corpus.len());
     let mut rows = 0;
@@ -181,7 +181,7 @@ fn write_scores(path: &Path, series: &Series, scores: &[f64]) -> anyhow::Result<
 }
 
 /// Runs the command and prints the report.
-pub fn run(args: &NabArgs, config: &DetectConfig) -> anyhow::Result<()> {
+pub fn run(args: &NabArgs, config: &SeriesConfig) -> anyhow::Result<()> {
     let started = Instant::now();
     let report = evaluate(args, config)?;
     let who = match &args.scores {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use meridian_analyzer::detect::{DetectConfig, SeriesDetector};
+use meridian_analyzer::detect::{SeriesConfig, SeriesDetector};
 
 use super::series::Series;
 
@@ -20,7 +20,7 @@ pub struct DetectArgs {
 }
 
 /// Scores every row of `series` in order, each from the rows before it only.
-pub fn scores(series: &Series, config: &DetectConfig) -> Vec<f64> {
+pub fn scores(series: &Series, config: &SeriesConfig) -> Vec<f64> {
     let mut detector = SeriesDetector::new(config);
     series
         .times
@@ -30,8 +30,8 @@ pub fn scores(series: &Series, config: &DetectConfig) -> Vec<f64> {
         .collect()
 }
 
-/// Runs the command; `config` is `[analyzer.detect]`.
-pub fn run(args: &DetectArgs, config: &DetectConfig) -> anyhow::Result<()> {
+/// Runs the command; `config` is `[analyzer.detect.series]`.
+pub fn run(args: &DetectArgs, config: &SeriesConfig) -> anyhow::Result<()> {
     if args.input.is_dir() {
         let files = csv_files(&args.input)?;
         if files.is_empty() {
@@ -54,7 +54,7 @@ pub fn run(args: &DetectArgs, config: &DetectConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn detect_file(input: &Path, output: &Path, config: &DetectConfig) -> anyhow::Result<usize> {
+fn detect_file(input: &Path, output: &Path, config: &SeriesConfig) -> anyhow::Result<usize> {
     let series = Series::read(input)?;
     let scores = scores(&series, config);
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -24,7 +24,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::{ClientContext, Message, Offset, Statistics, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::StoreError;
+use crate::error::ConsumeError;
 use crate::store::{Inserted, Store};
 use crate::telemetry::AnalyzerMetrics;
 use message::Decoded;
@@ -73,11 +73,6 @@ fn all_partitions(
     Ok(list)
 }
 
-/// Why the consumer could not start.
-#[derive(Debug, thiserror::Error)]
-#[error("Kafka consumer: {0}")]
-pub struct ConsumeError(pub String);
-
 /// A Kafka consumer feeding the store.
 pub struct KafkaIngest {
     consumer: StreamConsumer<LagContext>,
@@ -89,7 +84,7 @@ pub struct KafkaIngest {
 impl KafkaIngest {
     /// Creates the consumer and takes its partitions — all of them, or the group's share —
     /// creating missing topics if configured.
-    pub async fn start(
+    pub(crate) async fn start(
         config: &KafkaConfig,
         store: Arc<Store>,
         metrics: AnalyzerMetrics,
@@ -202,9 +197,9 @@ impl KafkaIngest {
                 match self.store.insert_from(batch.clone(), origin.clone()) {
                     Ok(Inserted::Stored) => break "stored",
                     Ok(Inserted::Repeat) => break "repeat",
-                    Err(StoreError::Behind(rows)) => {
+                    Err(e) if e.is_retryable() => {
                         // Backpressure: stop consuming until the flusher catches up.
-                        tracing::debug!(rows, "store behind; pausing consumption");
+                        tracing::debug!(error = %e, "store behind; pausing consumption");
                         tokio::select! {
                             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                             _ = stop.cancelled() => return,

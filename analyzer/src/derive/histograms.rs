@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::columns::{self, MissingColumn};
 use super::key::SeriesKey;
 
-/// A histogram metric that measures gateway request durations (`[[analyzer.red.histograms]]`).
+/// A histogram metric that measures gateway request durations (`[[analyzer.derive.histograms]]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistogramSource {

@@ -23,10 +23,10 @@ pub use key::SeriesKey;
 pub use metric::Metric;
 pub use red::{RedAggregator, RedPoint};
 
-/// Settings of the RED series (`[analyzer.red]`).
+/// Settings of the RED series (`[analyzer.derive]`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RedConfig {
+pub struct DeriveConfig {
     /// Derive RED series (and so detect and forecast on them).
     pub enabled: bool,
     /// Length of one interval of a series.
@@ -49,7 +49,7 @@ pub struct RedConfig {
     pub histograms: Vec<HistogramSource>,
 }
 
-impl Default for RedConfig {
+impl Default for DeriveConfig {
     fn default() -> Self {
         Self {
             enabled: true,
@@ -81,7 +81,7 @@ impl Deriver {
     }
 
     /// Takes the requests out of a stored delivery.
-    pub fn observe(&mut self, config: &RedConfig, dataset: Dataset, batches: &[RecordBatch]) {
+    pub fn observe(&mut self, config: &DeriveConfig, dataset: Dataset, batches: &[RecordBatch]) {
         for batch in batches {
             let result = match dataset {
                 Dataset::Spans => spans::requests(batch, &config.span_kinds)
@@ -99,7 +99,7 @@ impl Deriver {
     }
 
     /// Closes the intervals the watermarks have passed (see [`RedAggregator::close`]).
-    pub fn close(&mut self, config: &RedConfig, now_ns: i64) -> Vec<RedPoint> {
+    pub fn close(&mut self, config: &DeriveConfig, now_ns: i64) -> Vec<RedPoint> {
         self.red.close(config, now_ns)
     }
 }

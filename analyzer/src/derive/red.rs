@@ -13,7 +13,7 @@ use super::histograms::HistogramRequests;
 use super::key::SeriesKey;
 use super::spans::SpanRequest;
 use super::window::{Red, WindowStats};
-use super::RedConfig;
+use super::DeriveConfig;
 
 /// The figures of one series in one closed interval.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,7 +62,7 @@ pub struct RedAggregator {
 }
 
 impl RedAggregator {
-    fn interval_ns(config: &RedConfig) -> i64 {
+    fn interval_ns(config: &DeriveConfig) -> i64 {
         (config.interval.as_nanos() as i64).max(1)
     }
 
@@ -70,7 +70,7 @@ impl RedAggregator {
     /// already closed (late).
     fn window(
         &mut self,
-        config: &RedConfig,
+        config: &DeriveConfig,
         key: &SeriesKey,
         time_ns: i64,
     ) -> Option<&mut WindowStats> {
@@ -103,7 +103,7 @@ impl RedAggregator {
     }
 
     /// Adds requests seen as spans.
-    pub fn add_spans(&mut self, config: &RedConfig, requests: Vec<SpanRequest>) {
+    pub fn add_spans(&mut self, config: &DeriveConfig, requests: Vec<SpanRequest>) {
         for r in requests {
             if let Some(w) = self.window(config, &r.key, r.end_ns) {
                 w.add_span(r.duration_ms, r.error);
@@ -112,7 +112,7 @@ impl RedAggregator {
     }
 
     /// Adds requests counted by histograms.
-    pub fn add_histograms(&mut self, config: &RedConfig, requests: Vec<HistogramRequests>) {
+    pub fn add_histograms(&mut self, config: &DeriveConfig, requests: Vec<HistogramRequests>) {
         for r in requests {
             if let Some(w) = self.window(config, &r.key, r.time_ns) {
                 w.add_histogram(r.count, r.error, &r.bounds_ms, &r.buckets);
@@ -123,7 +123,7 @@ impl RedAggregator {
     /// Closes every interval the watermarks have passed, at wall-clock time `now_ns`; returns
     /// their points, oldest first. Series known in a region get a point for every closed
     /// interval (zero requests when none came) until `series_ttl` after their last request.
-    pub fn close(&mut self, config: &RedConfig, now_ns: i64) -> Vec<RedPoint> {
+    pub fn close(&mut self, config: &DeriveConfig, now_ns: i64) -> Vec<RedPoint> {
         let step = Self::interval_ns(config);
         let grace = config.grace.as_nanos() as i64;
         let ttl = config.series_ttl.as_nanos() as i64;
@@ -207,12 +207,12 @@ mod tests {
 
     const S: i64 = 1_000_000_000;
 
-    fn config() -> RedConfig {
-        RedConfig {
+    fn config() -> DeriveConfig {
+        DeriveConfig {
             interval: Duration::from_secs(10),
             grace: Duration::from_secs(10),
             idle_after: Duration::from_secs(3600),
-            ..RedConfig::default()
+            ..DeriveConfig::default()
         }
     }
 
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn an_idle_region_is_closed_by_the_wall_clock() {
-        let c = RedConfig {
+        let c = DeriveConfig {
             idle_after: Duration::ZERO,
             ..config()
         };

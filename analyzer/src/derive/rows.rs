@@ -61,5 +61,5 @@ pub fn batch(points: &[RedPoint]) -> Result<RecordBatch, ArrowError> {
         Arc::new(count_source.finish()),
         Arc::new(latency_source.finish()),
     ];
-    RecordBatch::try_new(meridian_collector::schema::red(), columns)
+    RecordBatch::try_new(crate::schema::red(), columns)
 }

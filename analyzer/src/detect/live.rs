@@ -10,13 +10,14 @@ use serde::{Deserialize, Serialize};
 use super::changepoint::Changepoints;
 use super::peers;
 use super::robust::RobustDeviation;
-use super::{DetectConfig, SeriesDetector};
+use super::{SeriesConfig, SeriesDetector};
 use crate::derive::{Metric, RedPoint, SeriesKey};
 
-/// Settings of live detection on the RED series (`[analyzer.anomalies]`).
+/// Settings of live detection on the RED series (`[analyzer.detect]`), with the streaming
+/// detector's own settings in `series` (`[analyzer.detect.series]`, shared with `meridian detect`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AnomalyConfig {
+pub struct DetectConfig {
     /// Watch the RED series.
     pub enabled: bool,
     /// The figures watched.
@@ -42,9 +43,11 @@ pub struct AnomalyConfig {
     pub min_requests: u64,
     /// Fewest failed requests in an interval for a high error ratio to be an anomaly.
     pub min_errors: u64,
+    /// The streaming detector run on each series (`[analyzer.detect.series]`).
+    pub series: SeriesConfig,
 }
 
-impl Default for AnomalyConfig {
+impl Default for DetectConfig {
     fn default() -> Self {
         Self {
             enabled: true,
@@ -63,6 +66,7 @@ impl Default for AnomalyConfig {
             peer_window: 30,
             min_requests: 10,
             min_errors: 3,
+            series: SeriesConfig::default(),
         }
     }
 }
@@ -94,7 +98,7 @@ pub struct Anomaly {
 
 /// Whether `point` has enough requests for `metric` to be judged: rates always; latencies
 /// with `min_requests`; error ratios with `min_requests` and `min_errors` failed ones.
-fn judged(config: &AnomalyConfig, metric: Metric, point: &RedPoint) -> bool {
+fn judged(config: &DetectConfig, metric: Metric, point: &RedPoint) -> bool {
     let red = &point.red;
     match metric {
         Metric::RequestRate => true,
@@ -148,12 +152,7 @@ impl LiveDetector {
     }
 
     /// Scores closed RED points (oldest first); returns the anomalies among them.
-    pub fn update(
-        &mut self,
-        detect: &DetectConfig,
-        config: &AnomalyConfig,
-        points: &[RedPoint],
-    ) -> Vec<Anomaly> {
+    pub fn update(&mut self, config: &DetectConfig, points: &[RedPoint]) -> Vec<Anomaly> {
         let mut found = Vec::new();
         let mut touched = Vec::new();
         for point in points {
@@ -164,7 +163,7 @@ impl LiveDetector {
                     .series
                     .entry((point.key.clone(), metric))
                     .or_insert_with(|| Watched {
-                        detector: SeriesDetector::new(detect),
+                        detector: SeriesDetector::new(&config.series),
                         scale: RobustDeviation::new(config.scale_window),
                         zs: VecDeque::new(),
                         last: f64::NAN,
@@ -250,7 +249,7 @@ impl LiveDetector {
     /// them have closed, once per interval.
     fn compare_regions(
         &mut self,
-        config: &AnomalyConfig,
+        config: &DetectConfig,
         (service, route, metric): (String, String, Metric),
     ) -> Vec<Anomaly> {
         let members: Vec<(&SeriesKey, &Watched)> = self

@@ -14,5 +14,5 @@ pub mod seasonal;
 mod series;
 pub mod window;
 
-pub use live::{Anomaly, AnomalyConfig, LiveDetector};
-pub use series::{DetectConfig, Detector, SeriesDetector, Verdict};
+pub use live::{Anomaly, DetectConfig, LiveDetector};
+pub use series::{Detector, SeriesConfig, SeriesDetector, Verdict};

@@ -56,5 +56,5 @@ pub fn batch(anomalies: &[Anomaly], detected_at_ns: i64) -> Result<RecordBatch, 
         Arc::new(severity.finish()),
         Arc::new(detector.finish()),
     ];
-    RecordBatch::try_new(meridian_collector::schema::anomalies(), columns)
+    RecordBatch::try_new(crate::schema::anomalies(), columns)
 }

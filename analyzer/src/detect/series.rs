@@ -20,10 +20,11 @@ use super::robust::{Deviation, RobustDeviation};
 use super::seasonal::SeasonalBaseline;
 use super::window::SortedWindow;
 
-/// Settings of the streaming detectors (`[analyzer.detect]`); one set serves every series.
+/// Settings of the streaming detectors (`[analyzer.detect.series]`); one set serves every
+/// series, live and offline (`meridian detect`, `meridian evaluate nab`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct DetectConfig {
+pub struct SeriesConfig {
     /// Points the rolling median and spread are taken over.
     pub window: usize,
     /// Points whose largest deviation a new one is compared with.
@@ -60,7 +61,7 @@ pub struct DetectConfig {
     pub pattern_stride: usize,
 }
 
-impl Default for DetectConfig {
+impl Default for SeriesConfig {
     fn default() -> Self {
         Self {
             window: 100,
@@ -132,8 +133,8 @@ pub struct Verdict {
 /// The streaming detector of one series: causal, bounded memory, serialisable state.
 ///
 /// ```
-/// # use meridian_analyzer::detect::{DetectConfig, SeriesDetector};
-/// let mut d = SeriesDetector::new(&DetectConfig::default());
+/// # use meridian_analyzer::detect::{SeriesConfig, SeriesDetector};
+/// let mut d = SeriesDetector::new(&SeriesConfig::default());
 /// let mut last = 0.0;
 /// for i in 0..2000 {
 ///     last = d.update(i as f64 * 300.0, 100.0 + ((i * 7919) % 13) as f64).score;
@@ -143,7 +144,7 @@ pub struct Verdict {
 /// ```
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SeriesDetector {
-    config: DetectConfig,
+    config: SeriesConfig,
     previous: Option<f64>,
     level: RobustDeviation,
     jump: RobustDeviation,
@@ -163,7 +164,7 @@ pub struct SeriesDetector {
 
 impl SeriesDetector {
     /// A detector with no history.
-    pub fn new(config: &DetectConfig) -> Self {
+    pub fn new(config: &SeriesConfig) -> Self {
         let rarity = || Rarity::new(config.history, config.power, config.warmup);
         Self {
             config: config.clone(),
@@ -310,10 +311,10 @@ mod tests {
     #[test]
     fn scores_are_causal() {
         let points = series();
-        let whole = scores(&mut SeriesDetector::new(&DetectConfig::default()), &points);
+        let whole = scores(&mut SeriesDetector::new(&SeriesConfig::default()), &points);
         for cut in [500, 2999, 3001, 3600] {
             let prefix = scores(
-                &mut SeriesDetector::new(&DetectConfig::default()),
+                &mut SeriesDetector::new(&SeriesConfig::default()),
                 &points[..cut],
             );
             assert_eq!(prefix, whole[..cut]);
@@ -325,9 +326,9 @@ mod tests {
     #[test]
     fn state_survives_a_restart() {
         let points = series();
-        let mut uninterrupted = SeriesDetector::new(&DetectConfig::default());
+        let mut uninterrupted = SeriesDetector::new(&SeriesConfig::default());
         let whole = scores(&mut uninterrupted, &points);
-        let mut first = SeriesDetector::new(&DetectConfig::default());
+        let mut first = SeriesDetector::new(&SeriesConfig::default());
         scores(&mut first, &points[..2500]);
         let saved = serde_json::to_string(&first).unwrap();
         let mut restored: SeriesDetector = serde_json::from_str(&saved).unwrap();
@@ -341,9 +342,9 @@ mod tests {
     #[test]
     fn spike_and_shift_stand_out() {
         let points = series();
-        let s = scores(&mut SeriesDetector::new(&DetectConfig::default()), &points);
+        let s = scores(&mut SeriesDetector::new(&SeriesConfig::default()), &points);
         assert!(s.iter().all(|x| (0.0..=1.0).contains(x)));
-        let fire = DetectConfig::default().fire;
+        let fire = SeriesConfig::default().fire;
         assert!(s[3000] >= fire, "spike scored {}", s[3000]);
         let onset = s[3500..3524].iter().cloned().fold(0.0, f64::max);
         assert!(onset >= fire, "shift scored {onset}");
@@ -358,9 +359,9 @@ mod tests {
         let points = series();
         let mut with_gaps = points.clone();
         with_gaps.insert(2000, (599_950.0, f64::NAN));
-        let a = scores(&mut SeriesDetector::new(&DetectConfig::default()), &points);
+        let a = scores(&mut SeriesDetector::new(&SeriesConfig::default()), &points);
         let b = scores(
-            &mut SeriesDetector::new(&DetectConfig::default()),
+            &mut SeriesDetector::new(&SeriesConfig::default()),
             &with_gaps,
         );
         assert_eq!(b[2000], 0.0);

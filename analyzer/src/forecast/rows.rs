@@ -56,5 +56,5 @@ pub fn batch(forecasts: &[Forecast]) -> Result<RecordBatch, ArrowError> {
         Arc::new(method.finish()),
         Arc::new(source.finish()),
     ];
-    RecordBatch::try_new(meridian_collector::schema::forecasts(), columns)
+    RecordBatch::try_new(crate::schema::forecasts(), columns)
 }

@@ -7,5 +7,5 @@ pub mod information_schema;
 pub mod postgres;
 pub mod sql;
 
-pub use postgres::{PgConfig, PgServer};
+pub use postgres::PgConfig;
 pub use sql::{QueryConfig, QueryEngine, QueryStream};

@@ -126,9 +126,20 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
+impl QueryConfig {
+    /// The SQL engine over `store`, with these limits; metrics go to `metrics`.
+    pub fn build(
+        &self,
+        store: &Store,
+        metrics: AnalyzerMetrics,
+    ) -> Result<QueryEngine, QueryError> {
+        QueryEngine::new(store, self.clone(), metrics)
+    }
+}
+
 impl QueryEngine {
     /// An engine over the store's tables, with `config`'s limits.
-    pub fn new(
+    fn new(
         store: &Store,
         config: QueryConfig,
         metrics: AnalyzerMetrics,

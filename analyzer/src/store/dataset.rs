@@ -6,6 +6,8 @@ use std::fmt;
 use arrow::datatypes::SchemaRef;
 use meridian_collector::{schema, Signal};
 
+use crate::schema as derived;
+
 /// One table of the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dataset {
@@ -46,15 +48,16 @@ impl Dataset {
         }
     }
 
-    /// The table's Arrow schema (all defined in the collector's `schema` module).
+    /// The table's Arrow schema: the raw tables' from the collector's `schema` module, the
+    /// derived tables' from the analyzer's.
     pub fn schema(self) -> SchemaRef {
         match self {
             Dataset::Spans => schema::spans(),
             Dataset::Metrics => schema::metrics(),
             Dataset::Logs => schema::logs(),
-            Dataset::Red => schema::red(),
-            Dataset::Anomalies => schema::anomalies(),
-            Dataset::Forecasts => schema::forecasts(),
+            Dataset::Red => derived::red(),
+            Dataset::Anomalies => derived::anomalies(),
+            Dataset::Forecasts => derived::forecasts(),
         }
     }
 

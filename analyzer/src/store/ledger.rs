@@ -128,15 +128,14 @@ impl LedgerState {
     /// Reads a checkpoint's bytes; no checkpoint yet is an empty state.
     pub fn decode(bytes: Option<&[u8]>) -> Result<Self, StoreError> {
         match bytes {
-            Some(bytes) => serde_json::from_slice(bytes)
-                .map_err(|e| StoreError::Schema(format!("checkpoint: {e}"))),
+            Some(bytes) => serde_json::from_slice(bytes).map_err(StoreError::Checkpoint),
             None => Ok(Self::default()),
         }
     }
 
     /// The checkpoint's bytes.
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        serde_json::to_vec(self).map_err(|e| StoreError::Schema(format!("checkpoint: {e}")))
+        serde_json::to_vec(self).map_err(StoreError::Checkpoint)
     }
 }
 

@@ -196,7 +196,7 @@ impl Store {
                 parquet::merge(&objects, &runtime, &inputs, target)
             })
             .await
-            .map_err(|e| StoreError::Schema(format!("compaction task failed: {e}")))??;
+            .map_err(StoreError::task("compaction"))??;
             tracing::debug!(
                 table = signal.table(),
                 hour,

@@ -113,10 +113,20 @@ pub trait Observer: Send + Sync {
     fn observe(&self, dataset: Dataset, batches: &[RecordBatch]);
 }
 
+impl StoreConfig {
+    /// Opens the store at `url` (default: the directory `data_dir`), finding the Parquet files
+    /// already there.
+    pub async fn build(
+        &self,
+        data_dir: &Path,
+        metrics: AnalyzerMetrics,
+    ) -> Result<Store, StoreError> {
+        Store::open(data_dir, self.clone(), metrics).await
+    }
+}
+
 impl Store {
-    /// Opens the store at `config.url` (default: the directory `data_dir`), finding the
-    /// Parquet files already there.
-    pub async fn open(
+    async fn open(
         data_dir: &Path,
         config: StoreConfig,
         metrics: AnalyzerMetrics,
@@ -340,7 +350,7 @@ impl Store {
                 .collect()
         })
         .await
-        .map_err(|e| StoreError::Schema(format!("flush task failed: {e}")))??;
+        .map_err(StoreError::task("flush"))??;
         let root = self.objects.table_root(signal.table());
         let mut written = Vec::with_capacity(encoded.len());
         for (hour, bytes) in encoded {

@@ -187,7 +187,7 @@ impl Objects {
             Ok(())
         })
         .await
-        .map_err(|e| StoreError::Schema(format!("sync task failed: {e}")))?
+        .map_err(StoreError::task("object sync"))?
     }
 }
 

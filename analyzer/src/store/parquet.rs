@@ -202,10 +202,7 @@ pub fn merge(
     let mut writer: Option<ArrowWriter<Vec<u8>>> = None;
     for input in inputs {
         let Some(bytes) = runtime.block_on(objects.get(&input.key))? else {
-            return Err(StoreError::Schema(format!(
-                "{} disappeared during compaction",
-                input.key
-            )));
+            return Err(StoreError::Vanished(input.key.to_string()));
         };
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?
             .with_batch_size(16 * 1024)

@@ -85,6 +85,19 @@ impl Default for BufferConfig {
     }
 }
 
+impl BufferConfig {
+    /// Opens the disk buffer in `dir`, or in `{data_dir}/buffer` when `dir` is not set,
+    /// repairing damage and recovering the collector's identity and sequences.
+    pub fn build(
+        &self,
+        data_dir: &Path,
+        metrics: CollectorMetrics,
+    ) -> Result<Arc<DiskBuffer>, BufferError> {
+        let dir = self.dir.clone().unwrap_or_else(|| data_dir.join("buffer"));
+        DiskBuffer::open(&dir, self.clone(), metrics)
+    }
+}
+
 /// Errors of the disk buffer.
 #[derive(Debug, thiserror::Error)]
 pub enum BufferError {
@@ -138,7 +151,7 @@ pub struct DiskBuffer {
 
 impl DiskBuffer {
     /// Opens the buffer in `dir`, repairing damage and recovering identity and sequences.
-    pub fn open(
+    fn open(
         dir: &Path,
         config: BufferConfig,
         metrics: CollectorMetrics,

@@ -16,41 +16,11 @@ use tokio::sync::mpsc;
 use super::record::BufferedRecord;
 use super::{DiskBuffer, FsyncPolicy};
 use crate::ipc;
-use crate::queue::Queued;
+use crate::queue::{AckError, Queued};
 use crate::signal::Signal;
 
 /// Most rows written as one group.
 const GROUP_MAX_ROWS: usize = 65_536;
-
-/// Why a batch could not be buffered; the client is told to retry.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum SpoolError {
-    /// The buffer holds `max_bytes` already.
-    #[error("the collector's disk buffer is full ({0} bytes); retry later")]
-    Full(u64),
-    /// Writing failed (disk full, I/O error).
-    #[error("writing the collector's disk buffer failed: {0}")]
-    Write(String),
-}
-
-/// Splits a batch into IPC streams no larger than `max_bytes` each (by halving), unless a single
-/// row is larger.
-pub fn encode_bounded(
-    batch: &RecordBatch,
-    max_bytes: usize,
-) -> Result<Vec<(usize, Vec<u8>)>, arrow::error::ArrowError> {
-    let encoded = ipc::encode(std::slice::from_ref(batch))?;
-    if encoded.len() <= max_bytes || batch.num_rows() <= 1 {
-        return Ok(vec![(batch.num_rows(), encoded)]);
-    }
-    let half = batch.num_rows() / 2;
-    let mut out = encode_bounded(&batch.slice(0, half), max_bytes)?;
-    out.extend(encode_bounded(
-        &batch.slice(half, batch.num_rows() - half),
-        max_bytes,
-    )?);
-    Ok(out)
-}
 
 /// Runs the writer until the queue closes. `max_record_bytes` bounds one record (a sink's
 /// message size limit).
@@ -132,7 +102,7 @@ async fn write_group(
     group: &[Queued],
     max_record_bytes: usize,
     sync_now: bool,
-) -> Result<(), SpoolError> {
+) -> Result<(), AckError> {
     let mut by_signal: BTreeMap<Signal, Vec<RecordBatch>> = BTreeMap::new();
     for item in group {
         by_signal
@@ -141,14 +111,14 @@ async fn write_group(
             .extend(item.batch.batches.iter().cloned());
     }
     let writer = Arc::clone(buffer);
-    let joined = tokio::task::spawn_blocking(move || -> Result<(), SpoolError> {
+    let joined = tokio::task::spawn_blocking(move || -> Result<(), AckError> {
         let buffer = writer;
         let mut encoded = Vec::new();
         for (signal, batches) in by_signal {
             let batch = concat_batches(&signal.schema(), &batches)
-                .map_err(|e| SpoolError::Write(e.to_string()))?;
-            for (rows, ipc) in encode_bounded(&batch, max_record_bytes)
-                .map_err(|e| SpoolError::Write(e.to_string()))?
+                .map_err(|e| AckError::Write(e.to_string()))?;
+            for (rows, ipc) in ipc::encode_bounded(&batch, max_record_bytes)
+                .map_err(|e| AckError::Write(e.to_string()))?
             {
                 encoded.push((signal, rows, ipc));
             }
@@ -157,7 +127,7 @@ async fn write_group(
         let created_ms = chrono::Utc::now().timestamp_millis();
         let mut log = buffer.lock_log();
         if log.total_bytes() + bytes > buffer.config.max_bytes {
-            return Err(SpoolError::Full(buffer.config.max_bytes));
+            return Err(AckError::Full(buffer.config.max_bytes));
         }
         let mut state = buffer.lock_state();
         for (signal, rows, ipc) in encoded {
@@ -174,11 +144,11 @@ async fn write_group(
                 ipc,
             };
             log.append(&record.encode())
-                .map_err(|e| SpoolError::Write(e.to_string()))?;
+                .map_err(|e| AckError::Write(e.to_string()))?;
         }
         drop(state);
         if sync_now {
-            log.sync().map_err(|e| SpoolError::Write(e.to_string()))?;
+            log.sync().map_err(|e| AckError::Write(e.to_string()))?;
         }
         let written = log.next_index();
         drop(log);
@@ -186,7 +156,7 @@ async fn write_group(
         Ok(())
     })
     .await;
-    let result = joined.unwrap_or_else(|e| Err(SpoolError::Write(e.to_string())));
+    let result = joined.unwrap_or_else(|e| Err(AckError::Write(e.to_string())));
     buffer.update_gauges();
     if let Err(e) = &result {
         tracing::warn!(error = %e, "batch not buffered; the client is told to retry");

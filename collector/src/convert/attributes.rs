@@ -5,12 +5,11 @@
 
 use std::borrow::Cow;
 
-use arrow::array::{Array, MapArray, MapBuilder, StringArray, StringBuilder};
+use arrow::array::{MapBuilder, StringBuilder};
 use base64::Engine;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 
-use crate::convert::ConvertError;
-use crate::otlp::json;
+use crate::json::any_value;
 
 /// Builder of a `Map<Utf8, Utf8>` column.
 pub type StringMapBuilder = MapBuilder<StringBuilder, StringBuilder>;
@@ -58,11 +57,11 @@ pub fn text<'a>(
             "bytes"
         }
         Some(Value::ArrayValue(_)) => {
-            let _ = write!(scratch, "{}", json::encode_any_value(value));
+            let _ = write!(scratch, "{}", any_value::encode(value));
             "array"
         }
         Some(Value::KvlistValue(_)) => {
-            let _ = write!(scratch, "{}", json::encode_any_value(value));
+            let _ = write!(scratch, "{}", any_value::encode(value));
             "kvlist"
         }
         Some(Value::StringValueStrindex(i)) => {
@@ -113,37 +112,6 @@ impl Rendered {
     }
 }
 
-/// Rebuilds a value from its text and type name (the inverse of [`render`]).
-pub fn parse(text: &str, kind: Option<&str>) -> Result<Option<AnyValue>, ConvertError> {
-    let bad = |what: &str| ConvertError::Column(format!("attribute value `{text}` is not {what}"));
-    let value = match kind {
-        None => Value::StringValue(text.to_owned()),
-        Some("absent") => return Ok(None),
-        Some("empty") => return Ok(Some(AnyValue { value: None })),
-        Some("bool") => Value::BoolValue(text.parse().map_err(|_| bad("a bool"))?),
-        Some("int") => Value::IntValue(text.parse().map_err(|_| bad("an int"))?),
-        Some("double") => Value::DoubleValue(text.parse().map_err(|_| bad("a double"))?),
-        Some("strindex") => Value::StringValueStrindex(text.parse().map_err(|_| bad("an index"))?),
-        Some("bytes") => Value::BytesValue(
-            base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .map_err(|_| bad("base64"))?,
-        ),
-        Some("array") | Some("kvlist") => {
-            let v: serde_json::Value = serde_json::from_str(text).map_err(|_| bad("JSON"))?;
-            return json::decode_any_value(&v)
-                .map(Some)
-                .map_err(|e| ConvertError::Column(e.to_string()));
-        }
-        Some(other) => {
-            return Err(ConvertError::Column(format!(
-                "unknown attribute type `{other}`"
-            )))
-        }
-    };
-    Ok(Some(AnyValue { value: Some(value) }))
-}
-
 /// Appends one attribute list as one row of the two map columns.
 pub fn append(values: &mut StringMapBuilder, types: &mut StringMapBuilder, attrs: &[KeyValue]) {
     let mut scratch = String::new();
@@ -159,44 +127,6 @@ pub fn append(values: &mut StringMapBuilder, types: &mut StringMapBuilder, attrs
     // Appending a map row cannot fail for non-null maps built from the same builder.
     let _ = values.append(true);
     let _ = types.append(true);
-}
-
-/// Reads row `row` of the two map columns back into an attribute list.
-pub fn read(
-    values: &MapArray,
-    types: &MapArray,
-    row: usize,
-) -> Result<Vec<KeyValue>, ConvertError> {
-    let (keys, texts) = map_entries(values, row)?;
-    let (type_keys, type_names) = map_entries(types, row)?;
-    let mut out = Vec::with_capacity(keys.len());
-    for i in 0..keys.len() {
-        let key = keys.value(i);
-        let kind = (0..type_keys.len())
-            .find(|&j| type_keys.value(j) == key)
-            .map(|j| type_names.value(j));
-        let text = if texts.is_null(i) { "" } else { texts.value(i) };
-        out.push(KeyValue {
-            key: key.to_owned(),
-            value: parse(text, kind)?,
-            key_strindex: 0,
-        });
-    }
-    Ok(out)
-}
-
-/// The key and value arrays of one map row.
-fn map_entries(map: &MapArray, row: usize) -> Result<(StringArray, StringArray), ConvertError> {
-    let entries = map.value(row);
-    let col = |i: usize| {
-        entries
-            .column(i)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .cloned()
-            .ok_or_else(|| ConvertError::Column("attribute map is not Map<Utf8, Utf8>".into()))
-    };
-    Ok((col(0)?, col(1)?))
 }
 
 /// Looks up the first key, among `keys`, present in an attribute list, rendered as text.

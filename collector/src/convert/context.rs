@@ -2,26 +2,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::array::{ArrayRef, MapArray, StringArray, StringBuilder, UInt32Array, UInt32Builder};
+use arrow::array::{ArrayRef, StringBuilder, UInt32Builder};
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::attributes::{self, StringMapBuilder};
-use super::{column, ConvertError};
-
-/// Where a row came from: its resource and scope with their schema URLs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Context {
-    /// The resource (absent in the request → default).
-    pub resource: Resource,
-    /// The `ResourceX.schema_url`.
-    pub resource_schema_url: String,
-    /// The instrumentation scope (absent → default).
-    pub scope: InstrumentationScope,
-    /// The `ScopeX.schema_url`.
-    pub scope_schema_url: String,
-}
 
 /// A resource and scope rendered once, then appended to every row under them.
 pub struct RenderedContext<'a> {
@@ -118,109 +103,4 @@ impl ContextBuilder {
             Arc::new(self.scope_schema.finish()),
         ]
     }
-}
-
-/// Reads the resource and scope columns of a batch back.
-pub struct ContextReader<'a> {
-    res_attrs: &'a MapArray,
-    res_types: &'a MapArray,
-    res_dropped: &'a UInt32Array,
-    res_schema: &'a StringArray,
-    scope_name: &'a StringArray,
-    scope_version: &'a StringArray,
-    scope_attrs: &'a MapArray,
-    scope_types: &'a MapArray,
-    scope_dropped: &'a UInt32Array,
-    scope_schema: &'a StringArray,
-}
-
-impl<'a> ContextReader<'a> {
-    /// Finds the context columns in a batch.
-    pub fn new(batch: &'a RecordBatch) -> Result<Self, ConvertError> {
-        Ok(Self {
-            res_attrs: column(batch, "resource_attributes")?,
-            res_types: column(batch, "resource_attribute_types")?,
-            res_dropped: column(batch, "resource_dropped_attributes_count")?,
-            res_schema: column(batch, "resource_schema_url")?,
-            scope_name: column(batch, "scope_name")?,
-            scope_version: column(batch, "scope_version")?,
-            scope_attrs: column(batch, "scope_attributes")?,
-            scope_types: column(batch, "scope_attribute_types")?,
-            scope_dropped: column(batch, "scope_dropped_attributes_count")?,
-            scope_schema: column(batch, "scope_schema_url")?,
-        })
-    }
-
-    /// The context of one row.
-    pub fn read(&self, row: usize) -> Result<Context, ConvertError> {
-        Ok(Context {
-            resource: Resource {
-                attributes: attributes::read(self.res_attrs, self.res_types, row)?,
-                dropped_attributes_count: self.res_dropped.value(row),
-                entity_refs: Vec::new(),
-            },
-            resource_schema_url: self.res_schema.value(row).to_owned(),
-            scope: InstrumentationScope {
-                name: self.scope_name.value(row).to_owned(),
-                version: self.scope_version.value(row).to_owned(),
-                attributes: attributes::read(self.scope_attrs, self.scope_types, row)?,
-                dropped_attributes_count: self.scope_dropped.value(row),
-            },
-            scope_schema_url: self.scope_schema.value(row).to_owned(),
-        })
-    }
-}
-
-/// Groups consecutive rows by context: yields (context, row range) runs in order.
-fn runs(
-    reader: &ContextReader<'_>,
-    rows: usize,
-) -> Result<Vec<(Context, std::ops::Range<usize>)>, ConvertError> {
-    let mut out: Vec<(Context, std::ops::Range<usize>)> = Vec::new();
-    for row in 0..rows {
-        let ctx = reader.read(row)?;
-        match out.last_mut() {
-            Some((last, range)) if *last == ctx => range.end = row + 1,
-            _ => out.push((ctx, row..row + 1)),
-        }
-    }
-    Ok(out)
-}
-
-/// Items of one scope, with the scope and its schema URL.
-pub type ScopeGroup<T> = (InstrumentationScope, String, Vec<T>);
-
-/// Items regrouped under their resource, the inverse of flattening a request into rows.
-pub struct ResourceGroup<T> {
-    /// The resource.
-    pub resource: Resource,
-    /// The resource's schema URL.
-    pub schema_url: String,
-    /// The scopes under it, in row order.
-    pub scopes: Vec<ScopeGroup<T>>,
-}
-
-/// Regroups a batch's rows by resource and scope, turning each run of rows into items with `items`.
-pub fn regroup<T>(
-    batch: &RecordBatch,
-    mut items: impl FnMut(std::ops::Range<usize>) -> Result<Vec<T>, ConvertError>,
-) -> Result<Vec<ResourceGroup<T>>, ConvertError> {
-    let reader = ContextReader::new(batch)?;
-    let mut out: Vec<ResourceGroup<T>> = Vec::new();
-    for (ctx, range) in runs(&reader, batch.num_rows())? {
-        let scope = (ctx.scope, ctx.scope_schema_url, items(range)?);
-        match out.last_mut() {
-            Some(last)
-                if last.resource == ctx.resource && last.schema_url == ctx.resource_schema_url =>
-            {
-                last.scopes.push(scope)
-            }
-            _ => out.push(ResourceGroup {
-                resource: ctx.resource,
-                schema_url: ctx.resource_schema_url,
-                scopes: vec![scope],
-            }),
-        }
-    }
-    Ok(out)
 }

@@ -1,9 +1,8 @@
-//! OTLP requests ⇄ Arrow record batches in the shared schema (`crate::schema`).
+//! OTLP requests → Arrow record batches in the shared schema (`crate::schema`).
 //!
 //! `*_to_arrow` takes a decoded Export request and the collector's region and gives one batch plus
-//! what was rejected; `*_from_arrow` rebuilds the OTLP request from a batch. Rebuilding groups
-//! consecutive rows with the same resource and scope, so a request round-trips exactly as long as
-//! it has no empty resource or scope entries and no two adjacent identical resources.
+//! what was rejected. The way back, Arrow → OTLP, is `to_otlp` (compiled for the round-trip
+//! tests).
 
 mod attributes;
 mod context;
@@ -13,11 +12,14 @@ mod nested;
 mod promoted;
 mod traces;
 
-pub use logs::{logs_from_arrow, logs_to_arrow};
-pub use metrics::{metrics_from_arrow, metrics_to_arrow};
-pub use traces::{traces_from_arrow, traces_to_arrow};
+#[cfg(test)]
+mod to_otlp;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringBuilder};
+pub use logs::logs_to_arrow;
+pub use metrics::metrics_to_arrow;
+pub use traces::traces_to_arrow;
+
+use arrow::array::{RecordBatch, StringBuilder};
 use arrow::error::ArrowError;
 
 /// Why a conversion failed.
@@ -99,31 +101,6 @@ fn append_hex(builder: &mut StringBuilder, id: &[u8]) {
     } else {
         with_hex(id, |h| builder.append_value(h));
     }
-}
-
-/// Decodes a hex id column value back to bytes (null → empty).
-fn read_hex(col: &StringArray, row: usize) -> Result<Vec<u8>, ConvertError> {
-    if col.is_null(row) {
-        return Ok(Vec::new());
-    }
-    hex::decode(col.value(row)).map_err(|e| ConvertError::Column(format!("bad hex id: {e}")))
-}
-
-/// Downcasts a batch column by name.
-fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, ConvertError> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or_else(|| ConvertError::Column(format!("column `{name}` is missing or mistyped")))
-}
-
-/// Downcasts an array (a struct child) to a concrete type.
-fn downcast<T: Clone + 'static>(array: &ArrayRef, name: &str) -> Result<T, ConvertError> {
-    array
-        .as_any()
-        .downcast_ref::<T>()
-        .cloned()
-        .ok_or_else(|| ConvertError::Column(format!("field `{name}` is mistyped")))
 }
 
 /// Nanoseconds since the epoch as the signed value Arrow timestamps hold.

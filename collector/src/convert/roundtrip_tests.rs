@@ -6,6 +6,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use proptest::prelude::*;
 
+use super::to_otlp::{logs_from_arrow, metrics_from_arrow, traces_from_arrow};
 use super::*;
 use crate::testing::strategies::{logs, metrics, traces};
 

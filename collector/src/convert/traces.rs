@@ -4,24 +4,19 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Int32Builder, Int64Builder, ListArray, MapArray, RecordBatch, StringArray,
-    StringBuilder, StructArray, TimestampNanosecondArray, TimestampNanosecondBuilder, UInt32Array,
+    ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampNanosecondBuilder,
     UInt32Builder,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
 use super::attributes;
-use super::context::{regroup, ContextBuilder, RenderedContext};
+use super::context::{ContextBuilder, RenderedContext};
 use super::nested::NestedRows;
-use super::{
-    append_hex, check_id, column, downcast, promoted, read_hex, ts, with_hex, ConvertError,
-    Converted, Rejections,
-};
+use super::{append_hex, check_id, promoted, ts, with_hex, ConvertError, Converted, Rejections};
 use crate::schema;
 
-const KINDS: [&str; 6] = [
+pub(super) const KINDS: [&str; 6] = [
     "unspecified",
     "internal",
     "server",
@@ -29,7 +24,7 @@ const KINDS: [&str; 6] = [
     "producer",
     "consumer",
 ];
-const STATUS: [&str; 3] = ["unset", "ok", "error"];
+pub(super) const STATUS: [&str; 3] = ["unset", "ok", "error"];
 
 /// Name of an enum value, or its number when the name is unknown (kept losslessly).
 pub(crate) fn enum_name(names: &[&'static str], value: i32) -> Cow<'static, str> {
@@ -37,16 +32,6 @@ pub(crate) fn enum_name(names: &[&'static str], value: i32) -> Cow<'static, str>
         .ok()
         .and_then(|i| names.get(i))
         .map_or_else(|| Cow::Owned(value.to_string()), |s| Cow::Borrowed(*s))
-}
-
-/// The inverse of [`enum_name`].
-pub(crate) fn enum_value(names: &[&str], name: &str) -> Result<i32, ConvertError> {
-    names
-        .iter()
-        .position(|n| *n == name)
-        .map(|i| i as i32)
-        .or_else(|| name.parse().ok())
-        .ok_or_else(|| ConvertError::Column(format!("unknown enum value `{name}`")))
 }
 
 /// A string builder sized for `rows` values of about `avg` bytes, so it does not regrow.
@@ -264,112 +249,4 @@ pub fn traces_to_arrow(
     columns.extend(context.finish());
     let batch = RecordBatch::try_new(schema::spans(), columns)?;
     Ok(rejections.into_converted(batch))
-}
-
-/// Rebuilds the trace export request a `spans` batch was made from.
-pub fn traces_from_arrow(batch: &RecordBatch) -> Result<ExportTraceServiceRequest, ConvertError> {
-    let time: &TimestampNanosecondArray = column(batch, "time")?;
-    let end: &TimestampNanosecondArray = column(batch, "end_time")?;
-    let trace_id: &StringArray = column(batch, "trace_id")?;
-    let span_id: &StringArray = column(batch, "span_id")?;
-    let parent: &StringArray = column(batch, "parent_span_id")?;
-    let trace_state: &StringArray = column(batch, "trace_state")?;
-    let flags: &UInt32Array = column(batch, "flags")?;
-    let name: &StringArray = column(batch, "name")?;
-    let kind: &StringArray = column(batch, "kind")?;
-    let status_code: &StringArray = column(batch, "status_code")?;
-    let status_message: &StringArray = column(batch, "status_message")?;
-    let attrs: &MapArray = column(batch, "attributes")?;
-    let attr_types: &MapArray = column(batch, "attribute_types")?;
-    let dropped_attrs: &UInt32Array = column(batch, "dropped_attributes_count")?;
-    let events: &ListArray = column(batch, "events")?;
-    let dropped_events: &UInt32Array = column(batch, "dropped_events_count")?;
-    let links: &ListArray = column(batch, "links")?;
-    let dropped_links: &UInt32Array = column(batch, "dropped_links_count")?;
-    let span_at = |row: usize| -> Result<Span, ConvertError> {
-        let status = Status {
-            message: status_message.value(row).to_owned(),
-            code: enum_value(&STATUS, status_code.value(row))?,
-        };
-        Ok(Span {
-            trace_id: read_hex(trace_id, row)?,
-            span_id: read_hex(span_id, row)?,
-            trace_state: trace_state.value(row).to_owned(),
-            parent_span_id: read_hex(parent, row)?,
-            flags: flags.value(row),
-            name: name.value(row).to_owned(),
-            kind: enum_value(&KINDS, kind.value(row))?,
-            start_time_unix_nano: time.value(row) as u64,
-            end_time_unix_nano: end.value(row) as u64,
-            attributes: attributes::read(attrs, attr_types, row)?,
-            dropped_attributes_count: dropped_attrs.value(row),
-            events: read_events(events, row)?,
-            dropped_events_count: dropped_events.value(row),
-            links: read_links(links, row)?,
-            dropped_links_count: dropped_links.value(row),
-            status: (status != Status::default()).then_some(status),
-        })
-    };
-
-    let resource_spans = regroup(batch, |range| range.map(span_at).collect())?
-        .into_iter()
-        .map(|group| ResourceSpans {
-            resource: Some(group.resource),
-            scope_spans: group
-                .scopes
-                .into_iter()
-                .map(|(scope, schema_url, spans)| ScopeSpans {
-                    scope: Some(scope),
-                    spans,
-                    schema_url,
-                })
-                .collect(),
-            schema_url: group.schema_url,
-        })
-        .collect();
-    Ok(ExportTraceServiceRequest { resource_spans })
-}
-
-fn read_events(list: &ListArray, row: usize) -> Result<Vec<Event>, ConvertError> {
-    let items = list.value(row);
-    let s: StructArray = downcast(&items, "events")?;
-    let time: TimestampNanosecondArray = downcast(s.column(0), "events.time")?;
-    let name: StringArray = downcast(s.column(1), "events.name")?;
-    let attrs: MapArray = downcast(s.column(2), "events.attributes")?;
-    let types: MapArray = downcast(s.column(3), "events.attribute_types")?;
-    let dropped: UInt32Array = downcast(s.column(4), "events.dropped_attributes_count")?;
-    (0..s.len())
-        .map(|i| {
-            Ok(Event {
-                time_unix_nano: time.value(i) as u64,
-                name: name.value(i).to_owned(),
-                attributes: attributes::read(&attrs, &types, i)?,
-                dropped_attributes_count: dropped.value(i),
-            })
-        })
-        .collect()
-}
-
-fn read_links(list: &ListArray, row: usize) -> Result<Vec<Link>, ConvertError> {
-    let items = list.value(row);
-    let s: StructArray = downcast(&items, "links")?;
-    let trace_id: StringArray = downcast(s.column(0), "links.trace_id")?;
-    let span_id: StringArray = downcast(s.column(1), "links.span_id")?;
-    let state: StringArray = downcast(s.column(2), "links.trace_state")?;
-    let flags: UInt32Array = downcast(s.column(3), "links.flags")?;
-    let attrs: MapArray = downcast(s.column(4), "links.attributes")?;
-    let types: MapArray = downcast(s.column(5), "links.attribute_types")?;
-    let dropped: UInt32Array = downcast(s.column(6), "links.dropped_attributes_count")?;
-    (0..s.len())
-        .map(|i| {
-            Ok(Link {
-                trace_id: read_hex(&trace_id, i)?,
-                span_id: read_hex(&span_id, i)?,
-                trace_state: state.value(i).to_owned(),
-                attributes: attributes::read(&attrs, &types, i)?,
-                dropped_attributes_count: dropped.value(i),
-                flags: flags.value(i),
-            })
-        })
-        .collect()
 }

@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::Router;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{ExportRequest, Intake, IntakeError, Protocol};
@@ -44,20 +44,18 @@ impl GrpcReceiver {
     ) -> Result<Response<R::Response>, Status> {
         match self.intake.accept(request.get_ref(), Protocol::Grpc).await {
             Ok(accepted) => Ok(Response::new(R::response(&accepted))),
-            Err(IntakeError::Overloaded {
-                reason,
-                retry_after,
-            }) => {
-                let details = ErrorDetails::with_retry_info(Some(retry_after));
-                Err(Status::with_error_details(
-                    Code::Unavailable,
-                    reason,
-                    details,
-                ))
-            }
-            Err(e @ IntakeError::Convert(_)) => {
-                tracing::error!(error = %e, "OTLP/gRPC request could not be converted");
-                Err(Status::internal(e.to_string()))
+            Err(e) => {
+                if let IntakeError::Convert(_) = e {
+                    tracing::error!(error = %e, "OTLP/gRPC request could not be converted");
+                }
+                let (_, code) = e.status();
+                Err(match e.retry_after() {
+                    Some(wait) => {
+                        let details = ErrorDetails::with_retry_info(Some(wait));
+                        Status::with_error_details(code, e.to_string(), details)
+                    }
+                    None => Status::new(code, e.to_string()),
+                })
             }
         }
     }

@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
 use super::decompress::{decompress, DecompressError};
-use super::{ExportRequest, Intake, IntakeError, Protocol};
+use super::{Accepted, ExportRequest, Intake, IntakeError, Protocol};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -43,30 +43,33 @@ enum Encoding {
     Json,
 }
 
-/// A `google.rpc.Status` error response in the request's encoding.
-fn status_response(encoding: Encoding, http: StatusCode, code: i32, message: String) -> Response {
-    match encoding {
+/// A `google.rpc.Status` error response in the request's encoding, with the status from the
+/// shared table ([`IntakeError::status`]) and `Retry-After` when the error is retryable.
+fn error_response(encoding: Encoding, error: &IntakeError) -> Response {
+    let (http, code) = error.status();
+    let message = error.to_string();
+    let mut response = match encoding {
         Encoding::Json => {
-            let body = serde_json::json!({ "code": code, "message": message }).to_string();
+            let body = serde_json::json!({ "code": code as i32, "message": message }).to_string();
             (http, [(header::CONTENT_TYPE, JSON)], body).into_response()
         }
         Encoding::Protobuf => {
             let body = tonic_types::Status {
-                code,
+                code: code as i32,
                 message,
                 details: Vec::new(),
             }
             .encode_to_vec();
             (http, [(header::CONTENT_TYPE, PROTOBUF)], body).into_response()
         }
+    };
+    if let Some(wait) = error.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after_header(wait));
     }
+    response
 }
-
-// google.rpc.Code values used in error bodies.
-const INVALID_ARGUMENT: i32 = 3;
-const RESOURCE_EXHAUSTED: i32 = 8;
-const INTERNAL: i32 = 13;
-const UNAVAILABLE: i32 = 14;
 
 async fn export<R: ExportRequest>(
     State(state): State<HttpState>,
@@ -89,105 +92,78 @@ async fn export<R: ExportRequest>(
         JSON => Encoding::Json,
         other => {
             let message = format!("unsupported Content-Type `{other}`; use {PROTOBUF} or {JSON}");
-            return status_response(
-                Encoding::Json,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                INVALID_ARGUMENT,
-                message,
-            );
+            return error_response(Encoding::Json, &IntakeError::UnsupportedMediaType(message));
         }
     };
     let protocol = match encoding {
         Encoding::Protobuf => Protocol::HttpProtobuf,
         Encoding::Json => Protocol::HttpJson,
     };
-    // Read the body ourselves (not with the `Bytes` extractor) so an oversized body gets the same
-    // google.rpc.Status answer as every other error.
-    let body: Bytes = match axum::body::to_bytes(body, state.max_body).await {
-        Ok(b) => b,
+    match receive::<R>(&state, &headers, body, encoding).await {
+        Ok(request) => match state.intake.accept(&request, protocol).await {
+            Ok(accepted) => ok_response::<R>(encoding, &accepted),
+            Err(e) => {
+                if let IntakeError::Convert(_) = e {
+                    tracing::error!(error = %e, "OTLP/HTTP request could not be converted");
+                }
+                error_response(encoding, &e)
+            }
+        },
         Err(e) => {
             state.intake.malformed(R::SIGNAL, protocol);
+            error_response(encoding, &e)
+        }
+    }
+}
+
+/// Reads, decompresses and decodes the body, each within `max_body` bytes.
+async fn receive<R: ExportRequest>(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+    encoding: Encoding,
+) -> Result<R, IntakeError> {
+    // Read the body ourselves (not with the `Bytes` extractor) so an oversized body gets the same
+    // google.rpc.Status answer as every other error.
+    let body: Bytes = axum::body::to_bytes(body, state.max_body)
+        .await
+        .map_err(|e| {
             let too_large = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            let (http, code, message) = if too_large {
-                let m = format!("request body exceeds {} bytes", state.max_body);
-                (StatusCode::PAYLOAD_TOO_LARGE, RESOURCE_EXHAUSTED, m)
+            if too_large {
+                IntakeError::TooLarge(format!("request body exceeds {} bytes", state.max_body))
             } else {
-                (
-                    StatusCode::BAD_REQUEST,
-                    INVALID_ARGUMENT,
-                    format!("reading the request body: {e}"),
-                )
-            };
-            return status_response(encoding, http, code, message);
-        }
-    };
+                IntakeError::Malformed(format!("reading the request body: {e}"))
+            }
+        })?;
     let content_encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
-    let raw = match decompress(content_encoding, &body, state.max_body) {
-        Ok(raw) => raw,
-        Err(e) => {
-            state.intake.malformed(R::SIGNAL, protocol);
-            let (http, code) = match e {
-                DecompressError::TooLarge { .. } => {
-                    (StatusCode::PAYLOAD_TOO_LARGE, RESOURCE_EXHAUSTED)
-                }
-                DecompressError::Unsupported(_) => {
-                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, INVALID_ARGUMENT)
-                }
-                DecompressError::Corrupt { .. } => (StatusCode::BAD_REQUEST, INVALID_ARGUMENT),
-            };
-            return status_response(encoding, http, code, e.to_string());
+    let raw = decompress(content_encoding, &body, state.max_body).map_err(|e| {
+        let message = e.to_string();
+        match e {
+            DecompressError::TooLarge { .. } => IntakeError::TooLarge(message),
+            DecompressError::Unsupported(_) => IntakeError::UnsupportedMediaType(message),
+            DecompressError::Corrupt { .. } => IntakeError::Malformed(message),
         }
-    };
-    let decoded = match encoding {
+    })?;
+    match encoding {
+        Encoding::Protobuf => R::decode(raw.as_ref())
+            .map_err(|e| IntakeError::Malformed(format!("invalid OTLP protobuf: {e}"))),
+        Encoding::Json => R::decode_json(&raw).map_err(|e| IntakeError::Malformed(e.to_string())),
+    }
+}
+
+/// The Export response in the request's encoding.
+fn ok_response<R: ExportRequest>(encoding: Encoding, accepted: &Accepted) -> Response {
+    match encoding {
         Encoding::Protobuf => {
-            R::decode(raw.as_ref()).map_err(|e| format!("invalid OTLP protobuf: {e}"))
+            let body = R::response(accepted).encode_to_vec();
+            (StatusCode::OK, [(header::CONTENT_TYPE, PROTOBUF)], body).into_response()
         }
-        Encoding::Json => R::decode_json(&raw).map_err(|e| e.to_string()),
-    };
-    let request = match decoded {
-        Ok(r) => r,
-        Err(message) => {
-            state.intake.malformed(R::SIGNAL, protocol);
-            return status_response(encoding, StatusCode::BAD_REQUEST, INVALID_ARGUMENT, message);
-        }
-    };
-    match state.intake.accept(&request, protocol).await {
-        Ok(accepted) => match encoding {
-            Encoding::Protobuf => {
-                let body = R::response(&accepted).encode_to_vec();
-                (StatusCode::OK, [(header::CONTENT_TYPE, PROTOBUF)], body).into_response()
-            }
-            Encoding::Json => {
-                let body = R::response_json(&accepted).to_string();
-                (StatusCode::OK, [(header::CONTENT_TYPE, JSON)], body).into_response()
-            }
-        },
-        Err(IntakeError::Overloaded {
-            reason,
-            retry_after,
-        }) => {
-            let mut response = status_response(
-                encoding,
-                StatusCode::SERVICE_UNAVAILABLE,
-                UNAVAILABLE,
-                reason,
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, retry_after_header(retry_after));
-            response
-        }
-        Err(e @ IntakeError::Convert(_)) => {
-            tracing::error!(error = %e, "OTLP/HTTP request could not be converted");
-            status_response(
-                encoding,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                INTERNAL,
-                e.to_string(),
-            )
+        Encoding::Json => {
+            let body = R::response_json(accepted).to_string();
+            (StatusCode::OK, [(header::CONTENT_TYPE, JSON)], body).into_response()
         }
     }
 }

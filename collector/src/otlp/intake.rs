@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::request::ExportRequest;
+use axum::http::StatusCode;
+use tonic::Code;
+
+use super::request::{Accepted, ExportRequest};
 use crate::convert::ConvertError;
 use crate::queue::QueueSender;
 use crate::signal::{Signal, SignalBatch};
@@ -32,18 +35,20 @@ impl Protocol {
     }
 }
 
-/// What happened to an accepted request: how many items were rejected as invalid, and why.
-#[derive(Debug, Default)]
-pub struct Accepted {
-    /// Items rejected (the rest are queued).
-    pub rejected: i64,
-    /// Why the first rejected item was rejected.
-    pub error_message: String,
-}
-
-/// Why a request was not accepted.
+/// Why a request was not accepted, whichever protocol it came over; [`IntakeError::status`] is
+/// the one table of what each receiver answers.
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
+    /// The body's media type is neither OTLP protobuf nor OTLP JSON, or its content encoding is
+    /// not one the receiver decompresses.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body is larger than `max_request_bytes`, before or after decompression.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The body could not be read, decompressed or decoded as the OTLP message it claims to be.
+    #[error("{0}")]
+    Malformed(String),
     /// The queue or the disk buffer is full; the client should retry after `retry_after`.
     #[error("{reason}")]
     Overloaded {
@@ -55,6 +60,37 @@ pub enum IntakeError {
     /// Conversion failed: a bug, never the client's fault.
     #[error("converting the request: {0}")]
     Convert(#[from] ConvertError),
+}
+
+impl IntakeError {
+    /// The HTTP status and the gRPC code (also the `google.rpc.Status` code of an OTLP/HTTP
+    /// error body) this error is answered with, as the OTLP specification's failure tables say:
+    /// only `Overloaded` is retryable.
+    ///
+    /// ```
+    /// use meridian_collector::otlp::IntakeError;
+    /// let e = IntakeError::Malformed("invalid OTLP protobuf".into());
+    /// assert_eq!(e.status(), (axum::http::StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument));
+    /// ```
+    pub fn status(&self) -> (StatusCode, Code) {
+        match self {
+            IntakeError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, Code::InvalidArgument)
+            }
+            IntakeError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, Code::ResourceExhausted),
+            IntakeError::Malformed(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
+            IntakeError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
+            IntakeError::Convert(_) => (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal),
+        }
+    }
+
+    /// How long the client should wait before retrying, for the retryable errors.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            IntakeError::Overloaded { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
 }
 
 /// Converts requests and queues their rows. Cheap to clone; shared by every receiver.

@@ -7,13 +7,10 @@
 //! support for input because it rejects valid requests (missing optional fields, names for enums)
 //! and can silently drop a oneof value.
 
-use base64::Engine;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{
-    any_value::Value as AnyKind, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
-};
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     exemplar, exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
@@ -23,210 +20,14 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-/// A JSON body that is not a valid OTLP request, with the path of the offending field.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid OTLP/JSON at `{path}`: {reason}")]
-pub struct JsonError {
-    path: String,
-    reason: String,
-}
-
-type Result<T> = std::result::Result<T, JsonError>;
-
-fn err<T>(path: &str, reason: impl Into<String>) -> Result<T> {
-    Err(JsonError {
-        path: path.to_owned(),
-        reason: reason.into(),
-    })
-}
-
-/// A JSON object's field by its lowerCamelCase name, or its snake_case proto name; null = absent.
-fn get<'a>(obj: &'a Map<String, Value>, camel: &str) -> Option<&'a Value> {
-    let found = obj.get(camel).or_else(|| {
-        let snake = camel.chars().fold(String::new(), |mut s, c| {
-            if c.is_ascii_uppercase() {
-                s.push('_');
-                s.push(c.to_ascii_lowercase());
-            } else {
-                s.push(c);
-            }
-            s
-        });
-        obj.get(&snake)
-    });
-    found.filter(|v| !v.is_null())
-}
-
-fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
-    v.as_object()
-        .map_or_else(|| err(path, "expected an object"), Ok)
-}
-
-/// The elements of an array field (absent → empty), each decoded by `f`.
-fn list<T>(
-    obj: &Map<String, Value>,
-    key: &str,
-    path: &str,
-    f: impl Fn(&Value, &str) -> Result<T>,
-) -> Result<Vec<T>> {
-    match get(obj, key) {
-        None => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| f(v, &format!("{path}.{key}[{i}]")))
-            .collect(),
-        Some(_) => err(&format!("{path}.{key}"), "expected an array"),
-    }
-}
-
-fn string(obj: &Map<String, Value>, key: &str, path: &str) -> Result<String> {
-    match get(obj, key) {
-        None => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => err(&format!("{path}.{key}"), "expected a string"),
-    }
-}
-
-/// An integer field given as a JSON number or a decimal string (absent → 0).
-fn integer<T: TryFrom<i128>>(obj: &Map<String, Value>, key: &str, path: &str) -> Result<T> {
-    match get(obj, key) {
-        None => T::try_from(0).map_or_else(|_| err(path, "unreachable"), Ok),
-        Some(v) => integer_value(v, &format!("{path}.{key}")),
-    }
-}
-
-fn integer_value<T: TryFrom<i128>>(v: &Value, path: &str) -> Result<T> {
-    let wide: Option<i128> = match v {
-        Value::Number(n) => n
-            .as_i64()
-            .map(i128::from)
-            .or_else(|| n.as_u64().map(i128::from))
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i128)),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    };
-    match wide.map(T::try_from) {
-        Some(Ok(v)) => Ok(v),
-        Some(Err(_)) => err(path, "integer out of range"),
-        None => err(path, "expected an integer (number or decimal string)"),
-    }
-}
-
-fn float_value(v: &Value, path: &str) -> Result<f64> {
-    match v {
-        Value::Number(n) => n
-            .as_f64()
-            .map_or_else(|| err(path, "expected a number"), Ok),
-        Value::String(s) => match s.as_str() {
-            "NaN" => Ok(f64::NAN),
-            "Infinity" => Ok(f64::INFINITY),
-            "-Infinity" => Ok(f64::NEG_INFINITY),
-            other => other
-                .parse()
-                .map_or_else(|_| err(path, "expected a number"), Ok),
-        },
-        _ => err(path, "expected a number"),
-    }
-}
-
-fn float(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Option<f64>> {
-    get(obj, key)
-        .map(|v| float_value(v, &format!("{path}.{key}")))
-        .transpose()
-}
-
-fn boolean(obj: &Map<String, Value>, key: &str, path: &str) -> Result<bool> {
-    match get(obj, key) {
-        None => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => err(&format!("{path}.{key}"), "expected a boolean"),
-    }
-}
-
-/// An enum given as its number or its name (e.g. `SPAN_KIND_SERVER`, matched on `names`).
-fn enumeration(obj: &Map<String, Value>, key: &str, path: &str, names: &[&str]) -> Result<i32> {
-    match get(obj, key) {
-        None => Ok(0),
-        Some(Value::String(s)) if s.parse::<i32>().is_err() => names
-            .iter()
-            .position(|n| n == s)
-            .map(|i| i as i32)
-            .map_or_else(
-                || {
-                    err(
-                        &format!("{path}.{key}"),
-                        format!("unknown enum value `{s}`"),
-                    )
-                },
-                Ok,
-            ),
-        Some(v) => integer_value(v, &format!("{path}.{key}")),
-    }
-}
-
-/// A trace or span id: hex in OTLP/JSON (wrong lengths are left for the converter to reject).
-fn id(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Vec<u8>> {
-    match get(obj, key) {
-        None => Ok(Vec::new()),
-        Some(Value::String(s)) => {
-            hex::decode(s).map_or_else(|_| err(&format!("{path}.{key}"), "expected a hex id"), Ok)
-        }
-        Some(_) => err(&format!("{path}.{key}"), "expected a hex string"),
-    }
-}
-
-/// Decodes an `AnyValue` object.
-pub fn decode_any_value(v: &Value) -> Result<AnyValue> {
-    any_value(v, "value")
-}
-
-fn any_value(v: &Value, path: &str) -> Result<AnyValue> {
-    let obj = object(v, path)?;
-    let value = if let Some(s) = get(obj, "stringValue") {
-        Some(AnyKind::StringValue(s.as_str().map_or_else(
-            || err(path, "stringValue must be a string"),
-            |s| Ok(s.to_owned()),
-        )?))
-    } else if get(obj, "boolValue").is_some() {
-        Some(AnyKind::BoolValue(boolean(obj, "boolValue", path)?))
-    } else if get(obj, "intValue").is_some() {
-        Some(AnyKind::IntValue(integer(obj, "intValue", path)?))
-    } else if let Some(d) = float(obj, "doubleValue", path)? {
-        Some(AnyKind::DoubleValue(d))
-    } else if let Some(a) = get(obj, "arrayValue") {
-        let values = list(object(a, path)?, "values", path, any_value)?;
-        Some(AnyKind::ArrayValue(ArrayValue { values }))
-    } else if let Some(kv) = get(obj, "kvlistValue") {
-        let values = list(object(kv, path)?, "values", path, key_value)?;
-        Some(AnyKind::KvlistValue(KeyValueList { values }))
-    } else if let Some(b) = get(obj, "bytesValue") {
-        let s = b.as_str().unwrap_or_default();
-        let engine = base64::engine::general_purpose::STANDARD;
-        let bytes = engine
-            .decode(s)
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(s))
-            .map_or_else(|_| err(path, "bytesValue must be base64"), Ok)?;
-        Some(AnyKind::BytesValue(bytes))
-    } else {
-        None
-    };
-    Ok(AnyValue { value })
-}
-
-fn key_value(v: &Value, path: &str) -> Result<KeyValue> {
-    let obj = object(v, path)?;
-    let value = get(obj, "value")
-        .map(|v| any_value(v, &format!("{path}.value")))
-        .transpose()?;
-    Ok(KeyValue {
-        key: string(obj, "key", path)?,
-        value,
-        key_strindex: 0,
-    })
-}
+use crate::json::any_value::{any_value, key_value};
+pub use crate::json::JsonError;
+use crate::json::{
+    boolean, enumeration, float, float_value, get, id, integer, integer_value, list, object, parse,
+    string, Result,
+};
 
 fn attributes(obj: &Map<String, Value>, path: &str) -> Result<Vec<KeyValue>> {
     list(obj, "attributes", path, key_value)
@@ -594,46 +395,4 @@ fn decode_log(v: &Value, path: &str) -> Result<LogRecord> {
         span_id: id(o, "spanId", path)?,
         event_name: string(o, "eventName", path)?,
     })
-}
-
-fn parse(body: &[u8]) -> Result<Value> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Object(Map::new()));
-    }
-    serde_json::from_slice(body).map_err(|e| JsonError {
-        path: "$".into(),
-        reason: e.to_string(),
-    })
-}
-
-/// Encodes an `AnyValue` as OTLP/JSON (ints as strings, bytes as base64).
-pub fn encode_any_value(v: &AnyValue) -> Value {
-    match &v.value {
-        None => json!({}),
-        Some(AnyKind::StringValue(s)) => json!({ "stringValue": s }),
-        Some(AnyKind::BoolValue(b)) => json!({ "boolValue": b }),
-        Some(AnyKind::IntValue(i)) => json!({ "intValue": i.to_string() }),
-        Some(AnyKind::DoubleValue(d)) => match serde_json::Number::from_f64(*d) {
-            Some(n) => json!({ "doubleValue": n }),
-            None if d.is_nan() => json!({ "doubleValue": "NaN" }),
-            None if *d > 0.0 => json!({ "doubleValue": "Infinity" }),
-            None => json!({ "doubleValue": "-Infinity" }),
-        },
-        Some(AnyKind::BytesValue(b)) => {
-            json!({ "bytesValue": base64::engine::general_purpose::STANDARD.encode(b) })
-        }
-        Some(AnyKind::ArrayValue(a)) => {
-            json!({ "arrayValue": { "values": a.values.iter().map(encode_any_value).collect::<Vec<_>>() } })
-        }
-        Some(AnyKind::KvlistValue(kv)) => {
-            json!({ "kvlistValue": { "values": kv.values.iter().map(|kv| {
-            let mut o = json!({ "key": kv.key });
-            if let Some(v) = &kv.value {
-                o["value"] = encode_any_value(v);
-            }
-            o
-        }).collect::<Vec<_>>() } })
-        }
-        Some(AnyKind::StringValueStrindex(i)) => json!({ "stringValueStrindex": i }),
-    }
 }

@@ -1,6 +1,8 @@
-//! OTLP receivers. `grpc` and `http` only translate between their protocol and [`Intake`], which
-//! converts a decoded request to Arrow and queues it; `json` and `decompress` are codecs.
+//! The receive stage: OTLP/gRPC and OTLP/HTTP receivers, configured by [`OtlpConfig`]. `grpc`
+//! and `http` only translate between their protocol and [`Intake`], which converts a decoded
+//! request to Arrow and queues it; `json` and `decompress` are codecs.
 
+mod config;
 pub mod decompress;
 pub mod grpc;
 pub mod http;
@@ -8,8 +10,9 @@ mod intake;
 pub mod json;
 mod request;
 
-pub use intake::{Accepted, Intake, IntakeError, Protocol};
-pub use request::ExportRequest;
+pub use config::{OtlpConfig, Receivers};
+pub use intake::{Intake, IntakeError, Protocol};
+pub use request::{Accepted, ExportRequest};
 
 #[cfg(test)]
 mod json_tests;

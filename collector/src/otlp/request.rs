@@ -12,10 +12,18 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use serde_json::{json, Value};
 
-use super::intake::Accepted;
 use super::json::{self, JsonError};
 use crate::convert::{self, ConvertError, Converted};
 use crate::signal::Signal;
+
+/// What happened to an accepted request: how many items were rejected as invalid, and why.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    /// Items rejected (the rest are queued).
+    pub rejected: i64,
+    /// Why the first rejected item was rejected.
+    pub error_message: String,
+}
 
 /// An OTLP Export request: its signal, conversion, JSON decoding and response.
 pub trait ExportRequest: prost::Message + Default + Sized + Send + 'static {

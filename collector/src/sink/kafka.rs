@@ -11,8 +11,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
-use super::{Sink, SinkError};
-use crate::buffer::spool::encode_bounded;
+use super::{BuildSinkError, Sink, SinkError};
+use crate::ipc;
 use crate::kafka::{
     KafkaConfig, HEADER_COLLECTOR, HEADER_PART, HEADER_REGION, HEADER_SCHEMA_VERSION,
     HEADER_SEQUENCE,
@@ -32,7 +32,7 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     /// Creates the producer (it connects lazily); `region` goes in every message's headers.
-    pub fn new(config: &KafkaConfig, region: &str) -> Result<Self, SinkError> {
+    pub fn new(config: &KafkaConfig, region: &str) -> Result<Self, BuildSinkError> {
         let defaults = [
             ("acks", "all".to_owned()),
             ("enable.idempotence", "true".to_owned()),
@@ -46,11 +46,10 @@ impl KafkaSink {
                 (config.max_message_bytes + MESSAGE_OVERHEAD).to_string(),
             ),
         ];
-        let producer: FutureProducer =
-            config
-                .client_config(&defaults, &config.producer)
-                .create()
-                .map_err(|e| SinkError::Refused(format!("creating the Kafka producer: {e}")))?;
+        let producer: FutureProducer = config
+            .client_config(&defaults, &config.producer)
+            .create()
+            .map_err(BuildSinkError::KafkaProducer)?;
         Ok(Self {
             producer,
             config: config.clone(),
@@ -76,7 +75,7 @@ impl KafkaSink {
             };
             let rows = arrow::compute::concat_batches(&batch.signal.schema(), &batches)
                 .map_err(|e| SinkError::Refused(format!("joining batches: {e}")))?;
-            encode_bounded(&rows, limit)
+            ipc::encode_bounded(&rows, limit)
                 .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?
                 .into_iter()
                 .map(|(_, b)| b.into())

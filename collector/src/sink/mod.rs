@@ -21,6 +21,25 @@ pub enum SinkError {
     Refused(String),
 }
 
+impl SinkError {
+    /// Whether the same batch may be delivered later: the forwarder retries these with backoff
+    /// and counts the others as lost.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SinkError::Unavailable(_))
+    }
+}
+
+/// Why a sink could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildSinkError {
+    /// The HTTP client of the network sink (TLS roots, proxy settings) could not be built.
+    #[error("building the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    /// librdkafka refused the producer's configuration.
+    #[error("creating the Kafka producer: {0}")]
+    KafkaProducer(#[source] rdkafka::error::KafkaError),
+}
+
 /// A destination for record batches.
 pub trait Sink: Send + Sync + 'static {
     /// Short name for logs and metrics labels.

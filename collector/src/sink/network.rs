@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Sink, SinkError};
+use super::{BuildSinkError, Sink, SinkError};
 use crate::ipc;
 use crate::schema::SCHEMA_VERSION;
 use crate::signal::SignalBatch;
@@ -40,11 +40,11 @@ impl Default for NetworkSinkConfig {
 
 impl NetworkSinkConfig {
     /// Builds the sink.
-    pub fn build(&self) -> Result<NetworkSink, SinkError> {
+    pub fn build(&self) -> Result<NetworkSink, BuildSinkError> {
         let client = reqwest::Client::builder()
             .timeout(self.timeout)
             .build()
-            .map_err(|e| SinkError::Refused(format!("building HTTP client: {e}")))?;
+            .map_err(BuildSinkError::HttpClient)?;
         Ok(NetworkSink {
             client,
             base: self.url.trim_end_matches('/').to_owned(),

@@ -22,7 +22,10 @@ use datafusion_postgres::pgwire::tokio::process_socket;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use meridian_collector::listen::bind;
 
 use super::QueryEngine;
 use crate::error::AnalyzerError;
@@ -77,8 +80,22 @@ impl Default for PgConfig {
     }
 }
 
+impl PgConfig {
+    /// Checks users and TLS files, binds `addr` and accepts connections until `stop`; returns
+    /// the bound address and the accepting task.
+    pub async fn start(
+        &self,
+        engine: Arc<QueryEngine>,
+        stop: CancellationToken,
+    ) -> Result<(SocketAddr, JoinHandle<()>), AnalyzerError> {
+        let server = PgServer::bind(self, engine).await?;
+        Ok((server.addr, tokio::spawn(server.run(stop))))
+    }
+}
+
 /// A bound PostgreSQL endpoint, ready to accept.
-pub struct PgServer {
+struct PgServer {
+    addr: SocketAddr,
     listener: TcpListener,
     handlers: Arc<session::Handlers>,
     tls: Option<datafusion_postgres::pgwire::tokio::TlsAcceptor>,
@@ -87,7 +104,7 @@ pub struct PgServer {
 
 impl PgServer {
     /// Binds `config.addr`, checking users and TLS files first.
-    pub async fn bind(config: &PgConfig, engine: Arc<QueryEngine>) -> Result<Self, AnalyzerError> {
+    async fn bind(config: &PgConfig, engine: Arc<QueryEngine>) -> Result<Self, AnalyzerError> {
         let users = login::Users::from_config(&config.users).map_err(AnalyzerError::Postgres)?;
         if users.is_empty() {
             tracing::warn!(
@@ -107,15 +124,9 @@ impl PgServer {
                 ))
             }
         };
-        let listener =
-            TcpListener::bind(config.addr)
-                .await
-                .map_err(|source| AnalyzerError::Bind {
-                    what: "PostgreSQL endpoint",
-                    addr: config.addr,
-                    source,
-                })?;
+        let (listener, addr) = bind("PostgreSQL endpoint", config.addr).await?;
         Ok(Self {
+            addr,
             listener,
             handlers: Arc::new(session::Handlers::new(engine, users)),
             tls,
@@ -123,13 +134,8 @@ impl PgServer {
         })
     }
 
-    /// The bound address.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
     /// Accepts connections until `stop` is cancelled.
-    pub async fn run(self, stop: CancellationToken) {
+    async fn run(self, stop: CancellationToken) {
         let slots = Arc::new(Semaphore::new(self.max_connections));
         loop {
             let accepted = tokio::select! {

@@ -1,13 +1,16 @@
 //! The root configuration: one TOML file of per-stage sections, with defaults for every key,
 //! overridden by `MERIDIAN_*` environment variables and command-line flags (see `Cli`).
+//! Keys renamed since the last release are still read ([`deprecated`]).
+
+mod deprecated;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use meridian_analyzer::detect::SeriesConfig;
 use meridian_analyzer::AnalyzerConfig;
 use meridian_collector::kafka::KafkaConfig;
-use meridian_collector::sink::network::NetworkSinkConfig;
 use meridian_collector::CollectorConfig;
 use serde::{Deserialize, Serialize};
 
@@ -19,8 +22,6 @@ pub struct MeridianConfig {
     pub data_dir: Option<PathBuf>,
     /// The regional collector.
     pub collector: CollectorConfig,
-    /// `meridian collector` only: the analyzer the collector forwards to.
-    pub network_sink: NetworkSinkConfig,
     /// The central analyzer.
     pub analyzer: AnalyzerConfig,
     /// Kafka between collectors and analyzers (used when `brokers` is set).
@@ -81,10 +82,10 @@ impl MeridianConfig {
             config.analyzer.store.url = Some(u.clone());
         }
         if let Some(a) = overrides.otlp_grpc_addr {
-            config.collector.otlp_grpc_addr = a;
+            config.collector.otlp.grpc_addr = a;
         }
         if let Some(a) = overrides.otlp_http_addr {
-            config.collector.otlp_http_addr = a;
+            config.collector.otlp.http_addr = a;
         }
         if let Some(a) = overrides.pg_addr {
             config.analyzer.postgres.addr = a;
@@ -107,7 +108,21 @@ impl MeridianConfig {
     fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        let (config, warnings) =
+            Self::from_toml(&text).with_context(|| format!("parsing {}", path.display()))?;
+        for warning in warnings {
+            tracing::warn!(file = %path.display(), "{warning}");
+        }
+        Ok(config)
+    }
+
+    /// Parses a file's text, moving deprecated keys first; returns the deprecation warnings.
+    fn from_toml(text: &str) -> anyhow::Result<(Self, Vec<String>)> {
+        let mut root: toml::Table = toml::from_str(text)?;
+        let series = toml::Table::try_from(SeriesConfig::default())?;
+        let series_keys: Vec<String> = series.keys().cloned().collect();
+        let warnings = deprecated::migrate(&mut root, &series_keys);
+        Ok((root.try_into()?, warnings))
     }
 
     /// Where the analyzer's files are, for banners: the store URL or the data directory.
@@ -130,12 +145,53 @@ impl MeridianConfig {
 mod tests {
     use super::*;
 
-    /// Scenario: the example configuration shipped in `examples/`.
-    /// Guarantees: it parses, so every key it documents exists.
-    #[test]
-    fn the_example_configuration_parses() {
+    fn example() -> String {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/meridian.toml");
-        let config = MeridianConfig::from_file(&path).unwrap();
-        assert_eq!(config.collector.region, "us-east-1");
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    /// Scenario: the example configuration shipped in `examples/`.
+    /// Guarantees: it uses no deprecated key, and it states exactly the defaults (every key,
+    /// every value), as its header claims.
+    #[test]
+    fn the_example_configuration_is_the_defaults() {
+        let (parsed, warnings) = MeridianConfig::from_toml(&example()).unwrap();
+        assert_eq!(warnings, Vec::<String>::new());
+        let written = toml::Table::try_from(&parsed).unwrap();
+        let defaults = toml::Table::try_from(MeridianConfig {
+            data_dir: Some("./meridian-data".into()),
+            ..MeridianConfig::default()
+        })
+        .unwrap();
+        assert_eq!(written, defaults);
+    }
+
+    /// Scenario: every key of the defaults, as the example states them.
+    /// Guarantees: the example lists every key (a parsed-but-missing key would fall back to
+    /// its default and hide from the comparison above).
+    #[test]
+    fn the_example_configuration_lists_every_key() {
+        fn keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+            for (k, v) in table {
+                let path = format!("{prefix}{k}");
+                match v {
+                    toml::Value::Table(t) => keys(&format!("{path}."), t, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        let text: toml::Table = toml::from_str(&example()).unwrap();
+        let defaults = toml::Table::try_from(MeridianConfig {
+            data_dir: Some("./meridian-data".into()),
+            ..MeridianConfig::default()
+        })
+        .unwrap();
+        let (mut written, mut expected) = (Vec::new(), Vec::new());
+        keys("", &text, &mut written);
+        keys("", &defaults, &mut expected);
+        // Optional keys with no default (store url, TLS files, buffer dir) are commented out.
+        written.sort();
+        expected.sort();
+        assert_eq!(written, expected);
     }
 }

@@ -1,0 +1,47 @@
+//! Binding a listener and serving an axum router until a stop token fires: the one way every
+//! Meridian HTTP server (OTLP/HTTP, the collector's and the analyzer's APIs) is started.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A listener could not bind its address.
+#[derive(Debug, thiserror::Error)]
+#[error("binding {what} on {addr}: {source}")]
+pub struct BindError {
+    /// Which listener.
+    pub what: &'static str,
+    /// The address.
+    pub addr: SocketAddr,
+    /// The OS error.
+    pub source: std::io::Error,
+}
+
+/// Binds `addr` and reads back the bound address (the real port when `addr` has port 0).
+pub async fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), BindError> {
+    let error = |source| BindError { what, addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let bound = listener.local_addr().map_err(error)?;
+    Ok((listener, bound))
+}
+
+/// Serves `router` on `listener` until `stop`, then finishes the requests under way.
+pub fn spawn_http(
+    what: &'static str,
+    listener: TcpListener,
+    router: Router,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, server = what, "HTTP server failed");
+        }
+    })
+}

@@ -1,0 +1,84 @@
+//! The receive stage's configuration (`[collector.otlp]`), and starting both receivers from it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use super::grpc::GrpcReceiver;
+use super::Intake;
+use crate::listen::{bind, spawn_http, BindError};
+
+/// Where and how the OTLP receivers listen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpConfig {
+    /// OTLP/gRPC listen address (`--otlp-grpc-addr`).
+    pub grpc_addr: SocketAddr,
+    /// OTLP/HTTP listen address (`--otlp-http-addr`).
+    pub http_addr: SocketAddr,
+    /// Largest request accepted, in bytes, before and after decompression.
+    pub max_request_bytes: usize,
+    /// What receivers tell clients to wait when the queue is full (`Retry-After`, `RetryInfo`).
+    #[serde(with = "humantime_serde")]
+    pub retry_after: Duration,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([0, 0, 0, 0], 4317)),
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 4318)),
+            max_request_bytes: 64 << 20,
+            retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Both receivers, serving until their stop token fires.
+pub struct Receivers {
+    /// Bound OTLP/gRPC address (the real port when configured with port 0).
+    pub grpc_addr: SocketAddr,
+    /// Bound OTLP/HTTP address.
+    pub http_addr: SocketAddr,
+    /// The server tasks, named, ending once `stop` fired and their requests finished.
+    pub tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl OtlpConfig {
+    /// Binds both addresses and serves OTLP into `intake` until `stop`.
+    pub async fn start(
+        &self,
+        intake: Intake,
+        stop: CancellationToken,
+    ) -> Result<Receivers, BindError> {
+        let (grpc_listener, grpc_addr) = bind("OTLP/gRPC", self.grpc_addr).await?;
+        let (http_listener, http_addr) = bind("OTLP/HTTP", self.http_addr).await?;
+
+        let mut server = tonic::transport::Server::builder();
+        let grpc = GrpcReceiver::new(intake.clone()).add_to(&mut server, self.max_request_bytes);
+        let grpc_stop = stop.clone();
+        let grpc_task = tokio::spawn(async move {
+            let incoming = TcpListenerStream::new(grpc_listener);
+            if let Err(e) = grpc
+                .serve_with_incoming_shutdown(incoming, grpc_stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %e, "OTLP/gRPC server failed");
+            }
+        });
+        let router = super::http::router(intake, self.max_request_bytes);
+        let http_task = spawn_http("OTLP/HTTP", http_listener, router, stop);
+        Ok(Receivers {
+            grpc_addr,
+            http_addr,
+            tasks: vec![
+                ("OTLP/gRPC receiver", grpc_task),
+                ("OTLP/HTTP receiver", http_task),
+            ],
+        })
+    }
+}
