@@ -9,8 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::pgwire::{Msg, RawPg};
-use common::{post_protobuf, traces, wait_for_count, Meridian};
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+use common::{kv, post_protobuf, traces, wait_for_count, Meridian};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
@@ -18,14 +17,6 @@ use prost::Message;
 const T0: u64 = 1_704_067_200;
 /// Spans in the fixture: one a second for two minutes.
 const SPANS: u64 = 120;
-
-fn attr(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        key_strindex: 0,
-    }
-}
 
 /// Span `i`: starts at T0 + i s, lasts (i % 10 + 1) ms; odd spans are `/api/fail` with 500.
 fn fixture_span(i: u64) -> Span {
@@ -35,15 +26,12 @@ fn fixture_span(i: u64) -> Span {
     span.start_time_unix_nano = start;
     span.end_time_unix_nano = start + (i % 10 + 1) * 1_000_000;
     span.attributes = vec![
-        attr(
+        kv(
             "http.route",
-            Value::StringValue(if fail { "/api/fail" } else { "/api/items/{id}" }.into()),
+            if fail { "/api/fail" } else { "/api/items/{id}" },
         ),
-        attr(
-            "http.response.status_code",
-            Value::IntValue(if fail { 500 } else { 200 }),
-        ),
-        attr("tenant", Value::StringValue("acme".into())),
+        kv("http.response.status_code", if fail { 500 } else { 200 }),
+        kv("tenant", "acme"),
     ];
     span
 }

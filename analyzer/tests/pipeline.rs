@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use meridian_analyzer::AnalyzerConfig;
+use meridian_collector::otlp::builders::kv;
 use meridian_collector::{Signal, SignalBatch};
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span};
 use prometheus::Registry;
 
@@ -15,14 +15,6 @@ const S: i64 = 1_000_000_000;
 /// 2026-11-26T00:00:00Z: intervals of the test are far behind the wall clock, so only event
 /// time closes them.
 const T0: i64 = 1_795_651_200 * S;
-
-fn attribute(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        key_strindex: 0,
-    }
-}
 
 /// Ten server spans on `/api/orders` ending in the 10 s interval starting `start_ns`, taking
 /// `ms` each; `errors` of them answered 503.
@@ -40,8 +32,8 @@ fn interval_of_spans(start_ns: i64, ms: f64, errors: usize, seed: u64) -> Vec<Sp
                 start_time_unix_nano: end - (ms * jitter * 1e6) as u64,
                 end_time_unix_nano: end,
                 attributes: vec![
-                    attribute("http.route", Value::StringValue("/api/orders".into())),
-                    attribute("http.response.status_code", Value::IntValue(status)),
+                    kv("http.route", "/api/orders"),
+                    kv("http.response.status_code", status),
                 ],
                 ..Default::default()
             }

@@ -227,3 +227,135 @@ impl std::fmt::Debug for Destination<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use prost::Message;
+
+    use super::*;
+    use crate::otlp::builders::{span, traces};
+    use crate::testing::{CaptureSink, Reply};
+
+    fn local() -> CollectorConfig {
+        let mut config = CollectorConfig {
+            region: "eu-test".into(),
+            ..CollectorConfig::default()
+        };
+        config.otlp.grpc_addr = "127.0.0.1:0".parse().unwrap();
+        config.otlp.http_addr = "127.0.0.1:0".parse().unwrap();
+        config.forward.batch_timeout = Duration::from_millis(10);
+        config
+    }
+
+    async fn post(addr: SocketAddr, body: Vec<u8>) -> reqwest::StatusCode {
+        reqwest::Client::new()
+            .post(format!("http://{addr}/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// Scenario: an in-process collector on 127.0.0.1:0 gets a malformed request, then a good one.
+    /// Guarantees: the bad one is answered 400 and changes nothing; the good one's spans reach
+    /// the sink stamped with the region; shutdown delivers and reports a clean stop.
+    #[tokio::test]
+    async fn accepted_spans_reach_the_sink_stamped_with_the_region() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = CaptureSink::scripted([]);
+        let running = local()
+            .start(
+                Destination::InProcess(Arc::new(sink.clone())),
+                dir.path(),
+                &Registry::new(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            running.admin_addr.is_none(),
+            "the analyzer serves the API in-process"
+        );
+        assert_eq!(
+            post(running.http_addr, b"not protobuf".to_vec()).await,
+            reqwest::StatusCode::BAD_REQUEST
+        );
+        let body = traces("gw", (0..3).map(|n| span("GET /", n)).collect()).encode_to_vec();
+        assert_eq!(post(running.http_addr, body).await, reqwest::StatusCode::OK);
+        running.shutdown().await.unwrap();
+        assert_eq!(sink.delivered_rows(), 3);
+        let batch = &sink.delivered()[0].batches[0];
+        let region = batch
+            .column_by_name("region")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap()
+            .value(0)
+            .to_owned();
+        assert_eq!(region, "eu-test");
+        assert!(
+            dir.path().read_dir().unwrap().next().is_none(),
+            "in-process: memory queue, no disk buffer"
+        );
+    }
+
+    /// Scenario: the sink panics while delivering.
+    /// Guarantees: shutdown does not swallow it: it names the forwarder as panicked.
+    #[tokio::test]
+    async fn a_panicking_forwarder_is_reported_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = CaptureSink::scripted([Reply::Panic]);
+        let running = local()
+            .start(
+                Destination::InProcess(Arc::new(sink)),
+                dir.path(),
+                &Registry::new(),
+            )
+            .await
+            .unwrap();
+        let body = traces("gw", vec![span("GET /", 1)]).encode_to_vec();
+        assert_eq!(post(running.http_addr, body).await, reqwest::StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let stopped = running.shutdown().await.unwrap_err();
+        assert_eq!(stopped.to_string(), "the forwarder task panicked");
+    }
+
+    /// Scenario: a remote collector (HTTP to an analyzer that is not there) on 127.0.0.1:0.
+    /// Guarantees: it buffers on disk under the data directory, serves its own API, and says
+    /// it is not ready while the sink is unreachable.
+    #[tokio::test]
+    async fn a_remote_collector_buffers_on_disk_and_serves_its_api() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = local();
+        config.http_addr = "127.0.0.1:0".parse().unwrap();
+        config.network.url = "http://127.0.0.1:9".into();
+        config.forward.shutdown_grace = Duration::from_millis(100);
+        let kafka = KafkaConfig::default();
+        let running = config
+            .start(Destination::Remote(&kafka), dir.path(), &Registry::new())
+            .await
+            .unwrap();
+        assert_eq!(running.destination, "http://127.0.0.1:9");
+        let body = traces("gw", vec![span("GET /", 1)]).encode_to_vec();
+        assert_eq!(post(running.http_addr, body).await, reqwest::StatusCode::OK);
+        assert!(dir.path().join("buffer").is_dir());
+        let admin = running.admin_addr.unwrap();
+        let mut ready = reqwest::StatusCode::OK;
+        for _ in 0..50 {
+            ready = reqwest::get(format!("http://{admin}/readyz"))
+                .await
+                .unwrap()
+                .status();
+            if ready == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(ready, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+        running.shutdown().await.unwrap();
+    }
+}

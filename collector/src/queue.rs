@@ -126,3 +126,43 @@ impl QueueSender {
         u32::try_from(rows.clamp(1, self.capacity)).unwrap_or(u32::MAX)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{metrics, span_batch};
+
+    /// Scenario: a queue of 100 rows takes 60, is offered 50, then the first batch is delivered.
+    /// Guarantees: a batch that does not fit is refused whole (nothing queued), and room comes
+    /// back only when the delivered batch's permit is dropped.
+    #[test]
+    fn a_batch_that_does_not_fit_is_refused_until_room_is_given_back() {
+        let (queue, mut rx) = bounded(100, metrics());
+        queue.try_send(span_batch(60, 0)).unwrap();
+        assert!(queue.check_room(50).is_err());
+        let refused = queue.try_send(span_batch(50, 100)).unwrap_err();
+        assert_eq!(refused.capacity, 100);
+        let first = rx.try_recv().unwrap();
+        assert!(rx.try_recv().is_err(), "the refused batch was not queued");
+        assert!(
+            queue.try_send(span_batch(50, 100)).is_err(),
+            "room held until delivered"
+        );
+        drop(first);
+        queue.try_send(span_batch(50, 100)).unwrap();
+        assert_eq!(rx.try_recv().unwrap().batch.rows(), 50);
+    }
+
+    /// Scenario: one request larger than the whole queue, offered to an empty and to a busy queue.
+    /// Guarantees: it is let in when the queue is empty (so it is never refused forever), and
+    /// refused while anything else holds room.
+    #[test]
+    fn an_oversized_batch_enters_an_empty_queue_only() {
+        let (queue, mut rx) = bounded(10, metrics());
+        queue.try_send(span_batch(1, 0)).unwrap();
+        assert!(queue.try_send(span_batch(25, 10)).is_err());
+        drop(rx.try_recv().unwrap());
+        queue.try_send(span_batch(25, 10)).unwrap();
+        assert_eq!(rx.try_recv().unwrap().batch.rows(), 25);
+    }
+}

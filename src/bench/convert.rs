@@ -6,13 +6,13 @@ use meridian_collector::convert::traces_to_arrow;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
-use super::payload::trace_request;
+use super::payload::gateway_request;
 
 /// Measures decode-only and decode + convert over the same encoded payloads, three rounds each,
 /// interleaved so machine noise hits both alike; prints the best round of each and the ratio.
 pub fn run(batch: usize, requests: usize) -> anyhow::Result<()> {
     let payloads: Vec<Vec<u8>> = (0..16)
-        .map(|i| trace_request(batch, i).encode_to_vec())
+        .map(|i| gateway_request(batch, i).encode_to_vec())
         .collect();
     let spans = (batch * requests) as f64;
     let mut best_decode = 0f64;

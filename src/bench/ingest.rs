@@ -14,7 +14,7 @@ use meridian_collector::Destination;
 use prometheus::Registry;
 use prost::Message;
 
-use super::payload::trace_request;
+use super::payload::gateway_request;
 use super::raw_grpc::RawTraceClient;
 
 /// How the collector reaches the analyzer.
@@ -159,7 +159,7 @@ pub async fn run(load: &Load<'_>, transport: &Transport) -> anyhow::Result<f64> 
     let requests = spans.div_ceil(batch);
     let payloads: Arc<Vec<bytes::Bytes>> = Arc::new(
         (0..32)
-            .map(|i| trace_request(batch, i).encode_to_vec().into())
+            .map(|i| gateway_request(batch, i).encode_to_vec().into())
             .collect(),
     );
     let total = requests * batch;
@@ -319,18 +319,12 @@ fn trace_request_for(
     batch: usize,
     seed: u64,
 ) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
-    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
-    let mut request = trace_request(batch, seed);
+    use meridian_collector::otlp::builders::kv;
+    let mut request = gateway_request(batch, seed);
     for rs in &mut request.resource_spans {
         if let Some(resource) = rs.resource.as_mut() {
             resource.attributes.retain(|kv| kv.key != "service.name");
-            resource.attributes.push(KeyValue {
-                key: "service.name".into(),
-                value: Some(AnyValue {
-                    value: Some(Value::StringValue(service.into())),
-                }),
-                key_strindex: 0,
-            });
+            resource.attributes.push(kv("service.name", service));
         }
     }
     request

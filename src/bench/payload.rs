@@ -1,26 +1,10 @@
 //! Synthetic gateway trace requests for benchmarks: realistic attribute sets, fixed seed.
 
+use meridian_collector::otlp::builders::{kv, resource, trace_request};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{
-    any_value::Value, AnyValue, InstrumentationScope, KeyValue,
-};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{
-    span::SpanKind, ResourceSpans, ScopeSpans, Span, Status,
-};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span, Status};
 use rand::{Rng, SeedableRng};
-
-fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        key_strindex: 0,
-    }
-}
-
-fn s(v: &str) -> Value {
-    Value::StringValue(v.into())
-}
 
 const ROUTES: [&str; 6] = [
     "/api/users/{id}",
@@ -32,7 +16,7 @@ const ROUTES: [&str; 6] = [
 ];
 
 /// A request of `spans` server spans from one gateway, seeded by `seed`.
-pub fn trace_request(spans: usize, seed: u64) -> ExportTraceServiceRequest {
+pub fn gateway_request(spans: usize, seed: u64) -> ExportTraceServiceRequest {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let now = 1_764_000_000_000_000_000u64 + seed * 1_000_000;
     let spans = (0..spans)
@@ -51,18 +35,18 @@ pub fn trace_request(spans: usize, seed: u64) -> ExportTraceServiceRequest {
                 start_time_unix_nano: start,
                 end_time_unix_nano: start + rng.random_range(1_000_000..80_000_000),
                 attributes: vec![
-                    kv("http.request.method", s("GET")),
-                    kv("http.route", s(route)),
+                    kv("http.request.method", "GET"),
+                    kv("http.route", route),
                     kv(
                         "url.path",
-                        s(&route.replace("{id}", &rng.random_range(1..10_000).to_string())),
+                        route.replace("{id}", &rng.random_range(1..10_000).to_string()),
                     ),
-                    kv("url.scheme", s("https")),
-                    kv("http.response.status_code", Value::IntValue(status)),
-                    kv("server.address", s("api.example.com")),
-                    kv("network.peer.address", s("10.1.2.3")),
-                    kv("user_agent.original", s("Mozilla/5.0 (X11; Linux x86_64)")),
-                    kv("upstream_cluster", s("orders")),
+                    kv("url.scheme", "https"),
+                    kv("http.response.status_code", status),
+                    kv("server.address", "api.example.com"),
+                    kv("network.peer.address", "10.1.2.3"),
+                    kv("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"),
+                    kv("upstream_cluster", "orders"),
                 ],
                 dropped_attributes_count: 0,
                 events: Vec::new(),
@@ -76,28 +60,18 @@ pub fn trace_request(spans: usize, seed: u64) -> ExportTraceServiceRequest {
             }
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    kv("service.name", s("api-gateway")),
-                    kv("cloud.region", s("us-east-1")),
-                    kv("deployment.environment.name", s("bench")),
-                    kv("service.instance.id", s("gw-1")),
-                ],
-                dropped_attributes_count: 0,
-                entity_refs: Vec::new(),
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "envoy".into(),
-                    version: "1.40".into(),
-                    ..Default::default()
-                }),
-                spans,
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        }],
-    }
+    trace_request(
+        resource(vec![
+            kv("service.name", "api-gateway"),
+            kv("cloud.region", "us-east-1"),
+            kv("deployment.environment.name", "bench"),
+            kv("service.instance.id", "gw-1"),
+        ]),
+        Some(InstrumentationScope {
+            name: "envoy".into(),
+            version: "1.40".into(),
+            ..Default::default()
+        }),
+        spans,
+    )
 }

@@ -6,7 +6,7 @@ use meridian_collector::convert::traces_to_arrow;
 use meridian_collector::ipc::encode_bounded;
 use prost::Message;
 
-use super::payload::trace_request;
+use super::payload::gateway_request;
 
 /// Prints, per batch size, bytes/span of both encodings and their ratio.
 pub fn run(batches: &[usize], zstd_level: i32) -> anyhow::Result<()> {
@@ -15,7 +15,7 @@ pub fn run(batches: &[usize], zstd_level: i32) -> anyhow::Result<()> {
         let (mut otlp, mut arrow, mut spans) = (0usize, 0usize, 0usize);
         let (mut plain, mut whole) = (0usize, 0usize);
         for seed in 0..8 {
-            let request = trace_request(size, seed);
+            let request = gateway_request(size, seed);
             let proto = request.encode_to_vec();
             otlp += zstd::bulk::compress(&proto, zstd_level)?.len();
             let converted = traces_to_arrow(&request, "us-east-1")?;
@@ -34,7 +34,7 @@ pub fn run(batches: &[usize], zstd_level: i32) -> anyhow::Result<()> {
         let (o, a) = (otlp as f64 / spans as f64, arrow as f64 / spans as f64);
         println!("{size:>11}  {o:>16.1}  {a:>16.1}  {:>5.2}", a / o);
         if std::env::var_os("MERIDIAN_WIRE_COLUMNS").is_some() {
-            let request = trace_request(size, 0);
+            let request = gateway_request(size, 0);
             let converted = traces_to_arrow(&request, "us-east-1")?;
             let b = &converted.batch;
             for (i, field) in b.schema().fields().iter().enumerate() {

@@ -1,27 +1,12 @@
 //! The demo's traffic as OTLP trace requests built directly (no SDK, no clock): for datasets of
 //! millions of spans, generated in seconds with a synthetic timeline, for the benchmarks.
 
+use meridian_collector::otlp::builders::{self, kv, resource};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{
-    span::SpanKind, status::StatusCode, ResourceSpans, ScopeSpans, Span, Status,
-};
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Span, Status};
 use rand::Rng;
 
 use super::traffic::{Condition, Request};
-
-fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        key_strindex: 0,
-    }
-}
-
-fn text(v: impl Into<String>) -> Value {
-    Value::StringValue(v.into())
-}
 
 /// `requests` gateway requests in `region`, one every `step_ns` from `start_ns`: a server span
 /// each, plus a client span to the upstream (as the live demo's gateways export them).
@@ -62,13 +47,10 @@ pub fn trace_request(
                 start_time_unix_nano: start + 300_000,
                 end_time_unix_nano: end.saturating_sub(200_000).max(start + 300_000),
                 attributes: vec![
-                    kv("http.request.method", text(route.method)),
-                    kv("peer.service", text(route.upstream)),
-                    kv(
-                        "server.address",
-                        text(format!("{}.internal", route.upstream)),
-                    ),
-                    kv("http.response.status_code", Value::IntValue(request.status)),
+                    kv("http.request.method", route.method),
+                    kv("peer.service", route.upstream),
+                    kv("server.address", format!("{}.internal", route.upstream)),
+                    kv("http.response.status_code", request.status),
                 ],
                 ..Default::default()
             });
@@ -82,35 +64,24 @@ pub fn trace_request(
             start_time_unix_nano: start,
             end_time_unix_nano: end,
             attributes: vec![
-                kv("http.request.method", text(route.method)),
-                kv("http.route", text(route.route)),
-                kv("url.path", text(request.path)),
-                kv("url.scheme", text("https")),
-                kv("http.response.status_code", Value::IntValue(request.status)),
-                kv("server.address", text(format!("api.{region}.example.com"))),
-                kv("network.protocol.version", text("1.1")),
+                kv("http.request.method", route.method),
+                kv("http.route", route.route),
+                kv("url.path", request.path),
+                kv("url.scheme", "https"),
+                kv("http.response.status_code", request.status),
+                kv("server.address", format!("api.{region}.example.com")),
+                kv("network.protocol.version", "1.1"),
             ],
             status,
             ..Default::default()
         });
     }
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    kv("service.name", text("api-gateway")),
-                    kv("cloud.region", text(region)),
-                    kv("cloud.provider", text("aws")),
-                    kv("deployment.environment.name", text("demo")),
-                    kv("service.instance.id", text(format!("gw-{region}-1"))),
-                ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
+    let gateway = resource(vec![
+        kv("service.name", "api-gateway"),
+        kv("cloud.region", region),
+        kv("cloud.provider", "aws"),
+        kv("deployment.environment.name", "demo"),
+        kv("service.instance.id", format!("gw-{region}-1")),
+    ]);
+    builders::trace_request(gateway, None, spans)
 }

@@ -5,9 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use std::time::{Duration, Instant};
 
 pub mod kafka;
 pub mod pgwire;
@@ -201,54 +199,9 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// A minimal valid span: `name`, a trace id derived from `n`.
-pub fn span(name: &str, n: u64) -> opentelemetry_proto::tonic::trace::v1::Span {
-    let mut trace_id = [0u8; 16];
-    trace_id[..8].copy_from_slice(&(n + 1).to_be_bytes());
-    trace_id[8..].copy_from_slice(&0xabcdu64.to_be_bytes());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1);
-    opentelemetry_proto::tonic::trace::v1::Span {
-        trace_id: trace_id.to_vec(),
-        span_id: (n + 1).to_be_bytes().to_vec(),
-        name: name.to_owned(),
-        kind: 2,
-        start_time_unix_nano: now,
-        end_time_unix_nano: now + 1_000_000,
-        ..Default::default()
-    }
-}
-
-/// A trace export request of the given spans under service `service`.
-pub fn traces(
-    service: &str,
-    spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>,
-) -> ExportTraceServiceRequest {
-    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
-    use opentelemetry_proto::tonic::resource::v1::Resource;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(Value::StringValue(service.into())),
-                    }),
-                    key_strindex: 0,
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
-}
+// Each test binary uses some of them.
+#[allow(unused_imports)]
+pub use meridian_collector::otlp::builders::{kv, span, traces};
 
 /// POSTs a protobuf-encoded request to an OTLP/HTTP path.
 pub async fn post_protobuf(base: &str, path: &str, body: Vec<u8>) -> reqwest::Response {

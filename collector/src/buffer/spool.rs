@@ -163,3 +163,88 @@ async fn write_group(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::buffer::BufferConfig;
+    use crate::queue;
+    use crate::testing::{metrics, span_batch};
+
+    /// Scenario: five requests are waiting when the writer starts.
+    /// Guarantees: group commit — they are written as one record (one fsync), and every waiting
+    /// receiver is told its rows are on disk.
+    #[tokio::test]
+    async fn waiting_batches_are_written_as_one_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = metrics();
+        let buffer = BufferConfig::default()
+            .build(dir.path(), m.clone())
+            .unwrap();
+        let (tx, rx) = queue::bounded(10_000, m.clone());
+        let acks: Vec<_> = (0..5)
+            .map(|i| tx.try_send_durable(span_batch(10, i * 100)).unwrap())
+            .collect();
+        drop(tx);
+        run(Arc::clone(&buffer), rx, usize::MAX).await;
+        for ack in acks {
+            ack.await.unwrap().unwrap();
+        }
+        assert_eq!(buffer.written(), 1, "one record for the five requests");
+        assert_eq!(m.queue_rows.get(), 0);
+    }
+
+    /// Scenario: the group's encoding is larger than the sink's largest batch.
+    /// Guarantees: it is split into several records, each within the limit, holding every row.
+    #[tokio::test]
+    async fn a_group_larger_than_the_sink_takes_is_split_into_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = metrics();
+        let buffer = BufferConfig::default()
+            .build(dir.path(), m.clone())
+            .unwrap();
+        let (tx, rx) = queue::bounded(100_000, m.clone());
+        let ack = tx.try_send_durable(span_batch(4_000, 0)).unwrap();
+        drop(tx);
+        run(Arc::clone(&buffer), rx, 64 << 10).await;
+        ack.await.unwrap().unwrap();
+        assert!(
+            buffer.written() > 1,
+            "split into {} records",
+            buffer.written()
+        );
+        let mut reader = buffer.reader();
+        let mut rows = 0;
+        for _ in 0..buffer.written() {
+            let (r, next) = DiskBuffer::read_next(reader, buffer.written()).await;
+            reader = r;
+            let (_, record) = next.unwrap().unwrap();
+            assert!(record.ipc.len() <= 64 << 10);
+            rows += record.rows;
+        }
+        assert_eq!(rows, 4_000);
+    }
+
+    /// Scenario: a buffer of 64 KiB is offered more than it holds.
+    /// Guarantees: the receiver is told the buffer is full (retryable) and nothing is written.
+    #[tokio::test]
+    async fn a_full_buffer_refuses_with_a_retryable_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = metrics();
+        let config = BufferConfig {
+            max_bytes: 64 << 10,
+            fsync_interval: Duration::from_millis(10),
+            ..BufferConfig::default()
+        };
+        let buffer = config.build(dir.path(), m.clone()).unwrap();
+        let (tx, rx) = queue::bounded(100_000, m.clone());
+        let ack = tx.try_send_durable(span_batch(4_000, 0)).unwrap();
+        drop(tx);
+        run(Arc::clone(&buffer), rx, usize::MAX).await;
+        let refused = ack.await.unwrap().unwrap_err();
+        assert!(matches!(refused, AckError::Full(bytes) if bytes == 64 << 10));
+        assert_eq!(buffer.written(), 0);
+    }
+}

@@ -82,17 +82,7 @@ pub fn peer_service(attrs: &[KeyValue]) -> Option<Cow<'_, str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue};
-
-    fn kv(k: &str, v: &str) -> KeyValue {
-        KeyValue {
-            key: k.into(),
-            value: Some(AnyValue {
-                value: Some(Value::StringValue(v.into())),
-            }),
-            key_strindex: 0,
-        }
-    }
+    use crate::otlp::builders::kv;
 
     #[test]
     fn url_path_comes_from_the_full_url_when_no_path_is_given() {

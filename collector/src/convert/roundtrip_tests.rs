@@ -1,13 +1,14 @@
 //! Property tests: OTLP → Arrow → OTLP reproduces every field of every signal.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use proptest::prelude::*;
 
 use super::to_otlp::{logs_from_arrow, metrics_from_arrow, traces_from_arrow};
 use super::*;
+use crate::otlp::builders::kv;
 use crate::testing::strategies::{logs, metrics, traces};
 
 proptest! {
@@ -87,11 +88,6 @@ fn invalid_ids_are_rejected_individually() {
 #[test]
 fn promoted_columns_and_region() {
     use arrow::array::{AsArray, Int32Array};
-    let kv = |k: &str, v: Value| KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(v) }),
-        key_strindex: 0,
-    };
     let request = ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {

@@ -7,6 +7,9 @@
 pub mod disk;
 pub mod memory;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 

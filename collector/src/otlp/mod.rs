@@ -2,6 +2,7 @@
 //! and `http` only translate between their protocol and [`Intake`], which converts a decoded
 //! request to Arrow and queues it; `json` and `decompress` are codecs.
 
+pub mod builders;
 mod config;
 pub mod decompress;
 pub mod grpc;

@@ -59,28 +59,7 @@ impl KafkaSink {
 
     async fn produce(&self, batch: SignalBatch) -> Result<(), SinkError> {
         let topic = self.config.topics.of(batch.signal);
-        let limit = self.config.max_message_bytes;
-        let whole = batch
-            .ipc()
-            .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?;
-        let parts: Vec<bytes::Bytes> = if whole.len() <= limit {
-            vec![whole]
-        } else {
-            // Only batches that bypassed the disk buffer's splitting get here, decoded or not.
-            let batches = if batch.batches.is_empty() {
-                crate::ipc::decode(&whole)
-                    .map_err(|e| SinkError::Refused(format!("decoding Arrow IPC: {e}")))?
-            } else {
-                batch.batches.clone()
-            };
-            let rows = arrow::compute::concat_batches(&batch.signal.schema(), &batches)
-                .map_err(|e| SinkError::Refused(format!("joining batches: {e}")))?;
-            ipc::encode_bounded(&rows, limit)
-                .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?
-                .into_iter()
-                .map(|(_, b)| b.into())
-                .collect()
-        };
+        let parts = message_parts(&batch, self.config.max_message_bytes)?;
         let (collector, sequence) = batch
             .id
             .as_ref()
@@ -130,6 +109,30 @@ impl KafkaSink {
     }
 }
 
+/// The payloads of the messages a batch is produced as: its IPC stream when it fits in `limit`
+/// bytes, else the rows split by halving into streams that each fit (a single larger row goes
+/// alone). Only batches that bypassed the disk buffer's splitting are ever split here.
+fn message_parts(batch: &SignalBatch, limit: usize) -> Result<Vec<bytes::Bytes>, SinkError> {
+    let whole = batch
+        .ipc()
+        .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?;
+    if whole.len() <= limit {
+        return Ok(vec![whole]);
+    }
+    let batches = if batch.batches.is_empty() {
+        ipc::decode(&whole).map_err(|e| SinkError::Refused(format!("decoding Arrow IPC: {e}")))?
+    } else {
+        batch.batches.clone()
+    };
+    let rows = arrow::compute::concat_batches(&batch.signal.schema(), &batches)
+        .map_err(|e| SinkError::Refused(format!("joining batches: {e}")))?;
+    Ok(ipc::encode_bounded(&rows, limit)
+        .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?
+        .into_iter()
+        .map(|(_, b)| b.into())
+        .collect())
+}
+
 /// Every produce error is retried from the buffer: none of them makes the batch invalid, and a
 /// message too large for the broker needs a configuration fix, not a dropped batch.
 fn classify(topic: &str, e: KafkaError) -> SinkError {
@@ -159,5 +162,39 @@ impl Sink for KafkaSink {
 
     fn deliver(&self, batch: SignalBatch) -> BoxFuture<'_, Result<(), SinkError>> {
         self.produce(batch).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::span_batch;
+
+    /// Scenario: a batch of 2,000 spans against a 64 KiB message limit, decoded or only encoded.
+    /// Guarantees: every part fits the limit, and the parts hold all the rows in order.
+    #[test]
+    fn batches_over_the_message_limit_split_into_parts_that_fit() {
+        let batch = span_batch(2_000, 0);
+        let whole = batch.ipc().unwrap();
+        let limit = 64 << 10;
+        assert!(whole.len() > limit, "the fixture must need splitting");
+        let encoded_only = SignalBatch::from_batches(batch.signal, Vec::new()).with_encoded(whole);
+        for input in [&batch, &encoded_only] {
+            let parts = message_parts(input, limit).unwrap();
+            assert!(parts.len() > 1);
+            assert!(parts.iter().all(|p| p.len() <= limit));
+            let rows: Vec<_> = parts.iter().flat_map(|p| ipc::decode(p).unwrap()).collect();
+            let joined = arrow::compute::concat_batches(&batch.signal.schema(), &rows).unwrap();
+            assert_eq!(joined, batch.batches[0]);
+        }
+    }
+
+    /// Scenario: a batch under the limit.
+    /// Guarantees: it goes as one message, its own encoded stream unchanged.
+    #[test]
+    fn batches_under_the_limit_go_whole() {
+        let batch = span_batch(10, 0);
+        let parts = message_parts(&batch, 1 << 20).unwrap();
+        assert_eq!(parts, vec![batch.ipc().unwrap()]);
     }
 }
