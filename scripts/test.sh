@@ -11,4 +11,6 @@ eval "$(scripts/install-test-deps.sh)"
 eval "$(scripts/kafka-broker.sh start)"
 trap 'kill "$MERIDIAN_TANSU_PID" 2>/dev/null || true' EXIT
 
+# The example a newcomer runs first must keep working: it asserts that a span reaches SQL.
+cargo run --locked --quiet --example standalone >/dev/null
 cargo test --workspace --locked "$@"

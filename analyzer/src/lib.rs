@@ -5,6 +5,8 @@
 //! [`derive`] (RED series) → [`detect`] (anomalies) and [`forecast`], run by the [`pipeline`];
 //! [`query`] answers SQL over all of it (HTTP and the PostgreSQL protocol).
 
+#![warn(missing_docs)]
+
 pub mod analyzer;
 pub mod config;
 pub mod consume;

@@ -4,6 +4,8 @@
 //! Data flow: [`otlp`] (receive) → [`convert`] → [`queue`] → [`buffer`] (disk, optional) →
 //! [`forward`] → [`sink`] (in-process, HTTP or Kafka).
 
+#![warn(missing_docs)]
+
 pub mod admin;
 pub mod buffer;
 pub mod collector;

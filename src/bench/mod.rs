@@ -103,6 +103,9 @@ pub enum Which {
         /// A Python with the `duckdb` package.
         #[arg(long, env = "MERIDIAN_PYTHON", default_value = "python3")]
         python: String,
+        /// DuckDB's side of the comparison, a Python script (kept out of the binary).
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench-duckdb.py"))]
+        duckdb_script: std::path::PathBuf,
         /// Timed runs per question (the median is reported), after one warm-up.
         #[arg(long, default_value_t = 5)]
         runs: usize,
@@ -172,7 +175,8 @@ pub async fn run(
             spans,
             dir,
             python,
+            duckdb_script,
             runs,
-        } => query::run(spans, &dir, &python, runs).await,
+        } => query::run(spans, &dir, (&python, &duckdb_script), runs).await,
     }
 }

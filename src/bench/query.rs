@@ -93,7 +93,12 @@ fn questions(trace_id: &str) -> Vec<Question> {
 }
 
 /// Generates (or finds) the dataset, then times every question in both engines.
-pub async fn run(spans: usize, dir: &Path, python: &str, runs: usize) -> anyhow::Result<()> {
+pub async fn run(
+    spans: usize,
+    dir: &Path,
+    (python, script): (&str, &Path),
+    runs: usize,
+) -> anyhow::Result<()> {
     let marker = dir.join(format!("dataset-{spans}.done"));
     if !marker.exists() {
         generate(spans, dir).await?;
@@ -153,7 +158,7 @@ pub async fn run(spans: usize, dir: &Path, python: &str, runs: usize) -> anyhow:
     }
     analyzer.shutdown().await?;
 
-    let duck = duckdb(python, &dir.join("spans"), &questions, runs)?;
+    let duck = duckdb(python, script, &dir.join("spans"), &questions, runs)?;
     println!(
         "\n{:<52} {:>12} {:>12} {:>9} {:>6}",
         "question", "meridian ms", "duckdb ms", "ratio", "rows"
@@ -285,26 +290,10 @@ fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// DuckDB's side, in a Python process: the same warm-up and timed runs over the Parquet files.
-const DUCKDB_SCRIPT: &str = r#"
-import json, sys, time, statistics, duckdb
-job = json.load(sys.stdin)
-con = duckdb.connect()
-con.execute(f"CREATE VIEW spans AS SELECT * FROM read_parquet('{job['glob']}')")
-out = []
-for q in job["queries"]:
-    con.execute(q).fetchall()
-    times, rows = [], 0
-    for _ in range(job["runs"]):
-        t = time.perf_counter()
-        rows = len(con.execute(q).fetchall())
-        times.append(time.perf_counter() - t)
-    out.append([statistics.median(times), rows])
-print(json.dumps({"version": duckdb.__version__, "threads": con.execute("SELECT current_setting('threads')").fetchone()[0], "results": out}))
-"#;
-
+/// Runs DuckDB's side (`script`, a Python file) over the same files.
 fn duckdb(
     python: &str,
+    script: &Path,
     spans_dir: &Path,
     questions: &[Question],
     runs: usize,
@@ -315,12 +304,17 @@ fn duckdb(
         "runs": runs,
     });
     let mut child = Command::new(python)
-        .args(["-c", DUCKDB_SCRIPT])
+        .arg(script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .with_context(|| format!("running {python} (needs `pip install duckdb`)"))?;
+        .with_context(|| {
+            format!(
+                "running {python} {} (needs `pip install duckdb`)",
+                script.display()
+            )
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
         use std::io::Write;
         stdin.write_all(job.to_string().as_bytes())?;

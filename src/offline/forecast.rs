@@ -1,16 +1,18 @@
 //! `meridian forecast`: rolling-origin evaluation of the forecaster on `timestamp,value` files.
 //! At every `--every`-th point the forecaster is fitted on the points so far (at most
 //! `--fit-points`) and forecasts `--horizon` points; intervals come from the errors of earlier
-//! origins only (no look-ahead). Naive and seasonal-naive forecasts are scored alongside.
+//! origins only (no look-ahead), the naive forecast's until enough are known. It drives the
+//! same per-series loop as the live `forecasts` table (`forecast::series`). Naive and
+//! seasonal-naive forecasts are scored alongside.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use meridian_analyzer::forecast::baseline::{carried_forward, seasonal_naive};
-use meridian_analyzer::forecast::calibrate::Calibrator;
-use meridian_analyzer::forecast::model::{point_forecast, MIN_HISTORY};
-use meridian_analyzer::forecast::select::Selector;
+use meridian_analyzer::forecast::baseline::carried_forward;
+use meridian_analyzer::forecast::live::ForecastConfig;
+use meridian_analyzer::forecast::model::MIN_HISTORY;
+use meridian_analyzer::forecast::series::SeriesForecaster;
 
 use super::detect::csv_files;
 use super::series::Series;
@@ -139,69 +141,57 @@ fn evaluate(series: &Series, args: &ForecastArgs, output: &Path) -> anyhow::Resu
         "seasonal_naive",
     ])?;
     let mut tally = Tally::default();
-    let mut calibrator = Calibrator::new(horizon, 200);
-    let mut selector = Selector::new(horizon, 50);
-    // Forecasts whose actual is not known yet: (target index, step, chosen, candidates).
-    let mut pending: Vec<(usize, usize, f64, [f64; 3])> = Vec::new();
-    let fmt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
-    for origin in (first..n).step_by(every) {
-        // Errors known by now (targets before the origin) calibrate the next intervals.
-        pending.retain(|&(target, step, chosen, candidates)| {
-            if target < origin {
-                calibrator.record(step, y[target], chosen);
-                selector.record(step, y[target], candidates);
-                false
-            } else {
-                true
+    // The library's loop, on a clock of point indices: forecasts for point `o + k` are made
+    // from the points before `o` and scored when point `o + k` is observed.
+    let keep_errors = ForecastConfig::default().keep_errors;
+    let mut forecaster = SeriesForecaster::new(horizon, keep_errors);
+    let steps: Vec<usize> = (1..=horizon).collect();
+    let fmt = |v: Option<(f64, f64)>, side: fn((f64, f64)) -> f64| {
+        v.map(|v| format!("{:.6}", side(v))).unwrap_or_default()
+    };
+    for (i, &value) in y.iter().enumerate() {
+        let origin = i;
+        if origin >= first && (origin - first) % every == 0 {
+            if let Some(fit) = forecaster.fit(&steps, period.unwrap_or(0), 1) {
+                let started = Instant::now();
+                let done = fit.run();
+                tally.fit_secs += started.elapsed().as_secs_f64();
+                tally.fits += 1;
+                tally.fit_points = tally.fit_points.max(origin.min(fit_points));
+                for point in done.points.iter().filter(|p| (p.target as usize) < n) {
+                    let target = point.target as usize;
+                    let actual = y[target];
+                    tally.forecasts += 1;
+                    tally.scale += scale;
+                    tally.abs_error[0] += (actual - point.forecast).abs();
+                    tally.abs_error[1] += (actual - point.model).abs();
+                    tally.abs_error[2] += (actual - point.naive).abs();
+                    tally.abs_error[3] += (actual - point.seasonal_naive).abs();
+                    if let (Some((lo80, hi80)), Some((lo95, hi95))) =
+                        (point.interval_80, point.interval_95)
+                    {
+                        tally.with_intervals += 1;
+                        tally.covered[0] += usize::from((lo80..=hi80).contains(&actual));
+                        tally.covered[1] += usize::from((lo95..=hi95).contains(&actual));
+                    }
+                    writer.write_record([
+                        series.stamps[origin - 1].as_str(),
+                        series.stamps[target].as_str(),
+                        &point.steps.to_string(),
+                        &format!("{actual}"),
+                        &format!("{:.6}", point.forecast),
+                        &fmt(point.interval_80, |v| v.0),
+                        &fmt(point.interval_80, |v| v.1),
+                        &fmt(point.interval_95, |v| v.0),
+                        &fmt(point.interval_95, |v| v.1),
+                        &format!("{}", point.naive),
+                        &format!("{}", point.seasonal_naive),
+                    ])?;
+                }
+                forecaster.fitted(&fit, &done);
             }
-        });
-        let history = &y[origin.saturating_sub(fit_points)..origin];
-        let started = Instant::now();
-        let point = point_forecast(history, period, horizon)?;
-        tally.fit_secs += started.elapsed().as_secs_f64();
-        tally.fits += 1;
-        tally.fit_points = tally.fit_points.max(history.len());
-        for (k, model) in point.iter().copied().enumerate() {
-            let step = k + 1;
-            let target = origin + k;
-            if target >= n {
-                break;
-            }
-            let naive = y[origin - 1];
-            let seasonal = period
-                .and_then(|p| seasonal_naive(&y[..origin], p, step))
-                .unwrap_or(naive);
-            let candidates = [model, naive, seasonal];
-            let forecast = candidates[selector.best(step)];
-            let w80 = calibrator.half_width(step, 0.8);
-            let w95 = calibrator.half_width(step, 0.95);
-            let actual = y[target];
-            tally.forecasts += 1;
-            tally.scale += scale;
-            tally.abs_error[0] += (actual - forecast).abs();
-            tally.abs_error[1] += (actual - model).abs();
-            tally.abs_error[2] += (actual - naive).abs();
-            tally.abs_error[3] += (actual - seasonal).abs();
-            if let (Some(a), Some(b)) = (w80, w95) {
-                tally.with_intervals += 1;
-                tally.covered[0] += usize::from((actual - forecast).abs() <= a);
-                tally.covered[1] += usize::from((actual - forecast).abs() <= b);
-            }
-            pending.push((target, step, forecast, candidates));
-            writer.write_record([
-                series.stamps[origin - 1].as_str(),
-                series.stamps[target].as_str(),
-                &step.to_string(),
-                &format!("{actual}"),
-                &format!("{forecast:.6}"),
-                &fmt(w80.map(|w| forecast - w)),
-                &fmt(w80.map(|w| forecast + w)),
-                &fmt(w95.map(|w| forecast - w)),
-                &fmt(w95.map(|w| forecast + w)),
-                &format!("{naive}"),
-                &format!("{seasonal}"),
-            ])?;
         }
+        forecaster.observe(i as i64, value, fit_points);
     }
     writer.flush()?;
     Ok(tally)

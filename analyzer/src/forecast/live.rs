@@ -1,20 +1,14 @@
-//! Live forecasts of the RED series: per series and metric, every `refit`, the point forecast
-//! ([`model`](super::model)) or a baseline chosen by its recent record
-//! ([`select`](super::select)), at each configured horizon, with 80% and 95% intervals from the
-//! forecaster's own out-of-sample errors ([`calibrate`](super::calibrate)) — until enough of
-//! those are known, from the naive forecast's errors over the history at the same horizon
-//! (wider than the model's as a rule: an honest start, not a tight guess).
+//! Live forecasts of the RED series: per series and metric, every `refit`, the loop of
+//! [`series`](super::series) at each configured horizon, with 80% and 95% intervals — from the
+//! naive forecast's errors until the forecaster's own are known (wider than the model's as a
+//! rule: an honest start, not a tight guess).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::baseline::{carried_forward, seasonal_naive};
-use super::calibrate::Calibrator;
-use super::model::{point_forecast, MIN_HISTORY};
-use super::select::{Selector, METHODS};
-use crate::derive::quantile;
+use super::series::{Fit, SeriesForecaster};
 use crate::derive::{Metric, RedPoint, SeriesKey};
 
 /// Settings of the live forecasts (`[analyzer.forecast]`).
@@ -55,17 +49,6 @@ impl Default for ForecastConfig {
     }
 }
 
-/// A forecast made and not yet checked against its actual.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Pending {
-    target_ns: i64,
-    horizon: usize,
-    /// The model's, naive and seasonal-naive forecasts.
-    candidates: [f64; 3],
-    /// The forecast published (the chosen method's).
-    published: f64,
-}
-
 /// One forecast row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Forecast {
@@ -91,77 +74,43 @@ pub struct Forecast {
     pub interval_source: &'static str,
 }
 
-/// The state of one series and metric.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Forecasted {
-    /// Recent (interval start, value), newest last.
-    history: VecDeque<(i64, f64)>,
-    last_fit_ns: Option<i64>,
-    selector: Selector,
-    calibrator: Calibrator,
-    pending: VecDeque<Pending>,
-}
-
-/// What one fit needs, copied out so fitting runs without holding the state.
+/// What one fit of one series and metric needs.
 #[derive(Clone, Debug)]
 pub struct FitJob {
     key: SeriesKey,
     metric: Metric,
-    origin_ns: i64,
-    values: Vec<f64>,
-    /// Points per horizon.
-    steps: Vec<usize>,
-    /// Season length in points, if usable.
-    period: Option<usize>,
-    /// Chosen method per horizon.
-    chosen: Vec<usize>,
-    /// Interval half-widths per horizon (80%, 95%), from own errors.
-    calibrated: Vec<Option<(f64, f64)>>,
-    interval_ns: i64,
+    fit: Fit,
+}
+
+/// The outcome of a [`FitJob`].
+#[derive(Clone, Debug)]
+pub struct Fitted {
+    done: super::series::Fitted,
+    /// The published rows, one per horizon.
+    pub forecasts: Vec<Forecast>,
+    /// Whether the model fitted (else the baselines stood in).
+    pub used_model: bool,
 }
 
 /// Live forecasting state for every RED series (kept across restarts).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LiveForecaster {
     #[serde(with = "crate::pairs")]
-    series: BTreeMap<(SeriesKey, Metric), Forecasted>,
+    series: BTreeMap<(SeriesKey, Metric), SeriesForecaster>,
 }
 
 impl LiveForecaster {
     /// Adds closed RED points (oldest first): extends the histories and scores the pending
     /// forecasts whose time has come.
     pub fn observe(&mut self, config: &ForecastConfig, points: &[RedPoint]) {
-        let horizons = config.horizons.len();
         for point in points {
             for &metric in &config.metrics {
-                let value = metric.value(point);
-                let state = self
-                    .series
+                self.series
                     .entry((point.key.clone(), metric))
-                    .or_insert_with(|| Forecasted {
-                        history: VecDeque::new(),
-                        last_fit_ns: None,
-                        selector: Selector::new(horizons, 50),
-                        calibrator: Calibrator::new(horizons, config.keep_errors),
-                        pending: VecDeque::new(),
-                    });
-                state.history.push_back((point.start_ns, value));
-                while state.history.len() > config.fit_points.max(MIN_HISTORY) {
-                    state.history.pop_front();
-                }
-                while state
-                    .pending
-                    .front()
-                    .is_some_and(|p| p.target_ns <= point.start_ns)
-                {
-                    let Some(p) = state.pending.pop_front() else {
-                        break;
-                    };
-                    if p.target_ns == point.start_ns && value.is_finite() {
-                        state.selector.record(p.horizon + 1, value, p.candidates);
-                        state.calibrator.record(p.horizon + 1, value, p.published);
-                    }
-                }
+                    .or_insert_with(|| {
+                        SeriesForecaster::new(config.horizons.len(), config.keep_errors)
+                    })
+                    .observe(point.start_ns, metric.value(point), config.fit_points);
             }
         }
     }
@@ -177,146 +126,59 @@ impl LiveForecaster {
             .map(|h| ((h.as_nanos() as i64 / interval_ns).max(1)) as usize)
             .collect();
         let season = (config.season.as_nanos() as i64 / interval_ns) as usize;
-        let mut jobs = Vec::new();
-        for ((key, metric), state) in &self.series {
-            let Some(&(origin_ns, _)) = state.history.back() else {
-                continue;
-            };
-            if state.last_fit_ns.is_some_and(|t| origin_ns - t < refit_ns) {
-                continue;
-            }
-            let values = filled(&state.history);
-            if values.len() < MIN_HISTORY {
-                continue;
-            }
-            let period = (season >= 2 && values.len() >= 2 * season).then_some(season);
-            let chosen = (1..=steps.len()).map(|h| state.selector.best(h)).collect();
-            let calibrated = (1..=steps.len())
-                .map(|h| {
-                    let c = &state.calibrator;
-                    c.half_width(h, 0.8).zip(c.half_width(h, 0.95))
+        self.series
+            .iter()
+            .filter(|(_, state)| {
+                let (Some(newest), last) = (state.newest(), state.last_fit()) else {
+                    return false;
+                };
+                last.is_none_or(|t| newest - t >= refit_ns)
+            })
+            .filter_map(|((key, metric), state)| {
+                Some(FitJob {
+                    key: key.clone(),
+                    metric: *metric,
+                    fit: state.fit(&steps, season, interval_ns)?,
                 })
-                .collect();
-            jobs.push(FitJob {
-                key: key.clone(),
-                metric: *metric,
-                origin_ns,
-                values,
-                steps: steps.clone(),
-                period,
-                chosen,
-                calibrated,
-                interval_ns,
-            });
-        }
-        jobs
+            })
+            .collect()
     }
 
     /// Records a finished fit's forecasts as pending (to be scored when their time comes).
     pub fn fitted(&mut self, job: &FitJob, done: &Fitted) {
-        let Some(state) = self.series.get_mut(&(job.key.clone(), job.metric)) else {
-            return;
-        };
-        state.last_fit_ns = Some(job.origin_ns);
-        for (h, candidates) in done.candidates.iter().enumerate() {
-            state.pending.push_back(Pending {
-                target_ns: job.origin_ns + job.steps[h] as i64 * job.interval_ns,
-                horizon: h,
-                candidates: *candidates,
-                published: done.forecasts[h].forecast,
-            });
+        if let Some(state) = self.series.get_mut(&(job.key.clone(), job.metric)) {
+            state.fitted(&job.fit, &done.done);
         }
-        state.pending.make_contiguous().sort_by_key(|p| p.target_ns);
     }
-}
-
-/// The outcome of a [`FitJob`].
-#[derive(Clone, Debug)]
-pub struct Fitted {
-    /// Per horizon: model, naive, seasonal naive.
-    candidates: Vec<[f64; 3]>,
-    /// The published rows, one per horizon.
-    pub forecasts: Vec<Forecast>,
-    /// Whether the model fitted (else the baselines stood in).
-    pub used_model: bool,
-}
-
-/// The history's values, gaps carried forward.
-fn filled(history: &VecDeque<(i64, f64)>) -> Vec<f64> {
-    let values: Vec<f64> = history.iter().map(|(_, v)| *v).collect();
-    carried_forward(&values).unwrap_or_default()
 }
 
 impl FitJob {
     /// Fits and forecasts (CPU-bound: run it off the async threads).
     pub fn run(&self) -> Fitted {
-        let longest = self.steps.iter().copied().max().unwrap_or(1);
-        let model = point_forecast(&self.values, self.period, longest).ok();
-        let n = self.values.len();
-        let last = self.values[n - 1];
-        let mut candidates = Vec::new();
-        let mut forecasts = Vec::new();
-        for (h, &steps) in self.steps.iter().enumerate() {
-            let naive = last;
-            let seasonal = self
-                .period
-                .and_then(|p| seasonal_naive(&self.values, p, steps))
-                .unwrap_or(naive);
-            let modelled = model
-                .as_ref()
-                .and_then(|m| m.get(steps - 1).copied())
-                .filter(|v| v.is_finite())
-                .unwrap_or(naive);
-            let options = [modelled, naive, seasonal];
-            let chosen = self.chosen[h].min(2);
-            let forecast = options[chosen];
-            let (widths, source) = match self.calibrated[h] {
-                Some(w) => (Some(w), "calibrated"),
-                None => (naive_widths(&self.values, steps), "naive_errors"),
-            };
-            // Rates and latencies are not negative.
-            let interval = |w: f64| ((forecast - w).max(0.0), forecast + w);
-            candidates.push(options);
-            forecasts.push(Forecast {
-                target_ns: self.origin_ns + steps as i64 * self.interval_ns,
-                made_at_ns: self.origin_ns,
-                horizon_s: steps as i64 * self.interval_ns / 1_000_000_000,
+        let done = self.fit.run();
+        let made_at_ns = self.fit.origin;
+        let forecasts = done
+            .points
+            .iter()
+            .map(|p| Forecast {
+                target_ns: p.target,
+                made_at_ns,
+                horizon_s: (p.target - made_at_ns) / 1_000_000_000,
                 key: self.key.clone(),
                 metric: self.metric,
-                forecast,
-                interval_80: widths.map(|w| interval(w.0)),
-                interval_95: widths.map(|w| interval(w.1)),
-                method: METHODS[chosen],
-                interval_source: source,
-            });
-        }
+                forecast: p.forecast,
+                interval_80: p.interval_80,
+                interval_95: p.interval_95,
+                method: p.method,
+                interval_source: p.interval_source,
+            })
+            .collect();
         Fitted {
-            candidates,
+            used_model: done.used_model,
             forecasts,
-            used_model: model.is_some(),
+            done,
         }
     }
-}
-
-/// 80% and 95% quantiles of the naive forecast's absolute errors `steps` ahead over `values`;
-/// with too short a history for that horizon, those of the longest lag it allows, widened by
-/// √(steps / lag) as a random walk's errors grow.
-fn naive_widths(values: &[f64], steps: usize) -> Option<(f64, f64)> {
-    const MIN_ERRORS: usize = 10;
-    let lag = steps.min(values.len().checked_sub(MIN_ERRORS)?).max(1);
-    let mut errors: Vec<f64> = values
-        .windows(lag + 1)
-        .map(|w| (w[lag] - w[0]).abs())
-        .collect();
-    if errors.len() < MIN_ERRORS {
-        return None;
-    }
-    errors.sort_by(f64::total_cmp);
-    let widen = (steps as f64 / lag as f64).sqrt();
-    Some((
-        quantile::exact(&errors, 0.8)? * widen,
-        quantile::exact(&errors, 0.95)? * widen,
-    ))
 }
 
 /// Serde for a list of durations written as humantime strings (`"15m"`).
@@ -343,15 +205,6 @@ mod durations {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn naive_widths_stretch_past_the_history() {
-        let line: Vec<f64> = (0..100).map(|i| i as f64).collect();
-        assert_eq!(naive_widths(&line, 5), Some((5.0, 5.0)));
-        // 90 is the longest lag 100 points allow (10 errors); 360 is 4× as far: twice as wide.
-        assert_eq!(naive_widths(&line, 360), Some((180.0, 180.0)));
-        assert_eq!(naive_widths(&line[..5], 1), None);
-    }
 
     fn point(start_s: i64, count: u64) -> RedPoint {
         RedPoint {
@@ -401,10 +254,7 @@ mod tests {
         assert!(f.due(&config, interval).is_empty());
         f.observe(&config, &[point(310, 101)]);
         let state = &f.series[&(points[0].key.clone(), Metric::RequestRate)];
-        assert!(
-            state.pending.is_empty(),
-            "the forecast for 310 s was scored"
-        );
+        assert!(state.pending() == 0, "the forecast for 310 s was scored");
         f.observe(
             &config,
             &(32..36).map(|i| point(i * 10, 100)).collect::<Vec<_>>(),

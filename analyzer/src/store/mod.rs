@@ -108,6 +108,49 @@ pub struct Store {
 }
 
 /// Sees every batch stored from collectors, after it is stored (the analysis pipeline's tap).
+///
+/// Contract: `observe` runs on the inserting thread, once per stored delivery and never for a
+/// recognised repeat, so it must be quick (the pipeline only appends to open intervals); one
+/// observer per store ([`Store::set_observer`]).
+///
+/// # Example
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+///
+/// use arrow::array::RecordBatch;
+/// use meridian_analyzer::store::{Dataset, Observer, StoreConfig};
+/// use meridian_analyzer::telemetry::AnalyzerMetrics;
+/// use meridian_collector::convert::traces_to_arrow;
+/// use meridian_collector::otlp::builders::{span, traces};
+/// use meridian_collector::{Signal, SignalBatch};
+///
+/// #[derive(Default)]
+/// struct SpanCounter(AtomicUsize);
+///
+/// impl Observer for SpanCounter {
+///     fn observe(&self, dataset: Dataset, batches: &[RecordBatch]) {
+///         if dataset == Dataset::Spans {
+///             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+///             self.0.fetch_add(rows, Ordering::Relaxed);
+///         }
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let dir = tempfile::tempdir().unwrap();
+/// let metrics = AnalyzerMetrics::new(&prometheus::Registry::new()).unwrap();
+/// let store = StoreConfig::default().build(dir.path(), metrics).await.unwrap();
+/// let counter = Arc::new(SpanCounter::default());
+/// store.set_observer(counter.clone());
+/// let request = traces("gateway", vec![span("GET /", 1)]);
+/// let rows = traces_to_arrow(&request, "eu-west-1").unwrap().batch;
+/// store.insert(SignalBatch::new(Signal::Traces, rows)).unwrap();
+/// assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+/// # }
+/// ```
 pub trait Observer: Send + Sync {
     /// Called with the batches of one delivery to `dataset`, in the table's schema.
     fn observe(&self, dataset: Dataset, batches: &[RecordBatch]);

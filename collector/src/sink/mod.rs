@@ -41,6 +41,47 @@ pub enum BuildSinkError {
 }
 
 /// A destination for record batches.
+///
+/// Contract: `deliver` returns `Ok` only once the destination holds the batch (the forwarder
+/// then frees its room in the queue or marks it delivered in the disk buffer);
+/// [`SinkError::Unavailable`] means "the same batch may succeed later" and is retried with
+/// backoff; [`SinkError::Refused`] means never, and the rows are counted as lost.
+///
+/// # Example
+///
+/// A sink that counts rows and keeps nothing, fed by a real conversion:
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// use futures::future::{BoxFuture, FutureExt};
+/// use meridian_collector::convert::traces_to_arrow;
+/// use meridian_collector::otlp::builders::{span, traces};
+/// use meridian_collector::sink::{Sink, SinkError};
+/// use meridian_collector::{Signal, SignalBatch};
+///
+/// #[derive(Default)]
+/// struct RowCounter(AtomicUsize);
+///
+/// impl Sink for RowCounter {
+///     fn name(&self) -> &'static str {
+///         "row_counter"
+///     }
+///     fn deliver(&self, batch: SignalBatch) -> BoxFuture<'_, Result<(), SinkError>> {
+///         self.0.fetch_add(batch.rows(), Ordering::Relaxed);
+///         futures::future::ready(Ok(())).boxed()
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let request = traces("gateway", vec![span("GET /", 1), span("GET /", 2)]);
+/// let rows = traces_to_arrow(&request, "eu-west-1").unwrap().batch;
+/// let sink = RowCounter::default();
+/// sink.deliver(SignalBatch::new(Signal::Traces, rows)).await.unwrap();
+/// assert_eq!(sink.0.load(Ordering::Relaxed), 2);
+/// # }
+/// ```
 pub trait Sink: Send + Sync + 'static {
     /// Short name for logs and metrics labels.
     fn name(&self) -> &'static str;
