@@ -9,6 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::ForwardConfig;
 use crate::queue;
+use crate::signal::SignalBatch;
+use crate::telemetry::CollectorMetrics;
 use crate::testing::{metrics, span_batch, CaptureSink, Reply};
 
 fn config() -> ForwardConfig {
@@ -19,24 +21,27 @@ fn config() -> ForwardConfig {
     }
 }
 
+/// Queues `batches`, closes the queue and runs the memory forwarder into `sink` until it has
+/// delivered (or given up on) all of them; returns its metrics.
+async fn forward_all(sink: &CaptureSink, batches: Vec<SignalBatch>) -> CollectorMetrics {
+    let m = metrics();
+    let (tx, rx) = queue::bounded(1000, m.clone());
+    for batch in batches {
+        tx.try_send(batch).unwrap();
+    }
+    drop(tx);
+    let sink = Arc::new(sink.clone());
+    super::memory::run(config(), rx, sink, m.clone(), CancellationToken::new()).await;
+    m
+}
+
 /// Scenario: the sink is unavailable three times, then takes the batch.
 /// Guarantees: retries wait 100, 200, 400 ms (doubling from `retry_initial_backoff`), the
 /// batch is delivered once, and `sink_up` is back to 1.
 #[tokio::test(start_paused = true)]
 async fn an_unavailable_sink_is_retried_with_doubling_backoff() {
     let sink = CaptureSink::scripted([Reply::Unavailable, Reply::Unavailable, Reply::Unavailable]);
-    let m = metrics();
-    let (tx, rx) = queue::bounded(1000, m.clone());
-    tx.try_send(span_batch(5, 0)).unwrap();
-    drop(tx);
-    super::memory::run(
-        config(),
-        rx,
-        Arc::new(sink.clone()),
-        m.clone(),
-        CancellationToken::new(),
-    )
-    .await;
+    let m = forward_all(&sink, vec![span_batch(5, 0)]).await;
     let at: Vec<Instant> = sink.attempts().iter().map(|(t, _)| *t).collect();
     let waits: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
     assert_eq!(
@@ -55,19 +60,7 @@ async fn an_unavailable_sink_is_retried_with_doubling_backoff() {
 #[tokio::test(start_paused = true)]
 async fn a_refused_batch_is_lost_and_counted_and_the_next_goes_through() {
     let sink = CaptureSink::scripted([Reply::Refused]);
-    let m = metrics();
-    let (tx, rx) = queue::bounded(1000, m.clone());
-    tx.try_send(span_batch(3, 0)).unwrap();
-    tx.try_send(span_batch(4, 10)).unwrap();
-    drop(tx);
-    super::memory::run(
-        config(),
-        rx,
-        Arc::new(sink.clone()),
-        m.clone(),
-        CancellationToken::new(),
-    )
-    .await;
+    let m = forward_all(&sink, vec![span_batch(3, 0), span_batch(4, 10)]).await;
     assert_eq!(sink.attempts().len(), 2, "no retry of the refused batch");
     assert_eq!(sink.delivered_rows(), 4);
     assert_eq!(m.lost_rows.with_label_values(&["traces"]).get(), 3);
