@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Forecast evaluation over the demo's RED series (docs/BENCHMARKS.md, "Issue 5: forecasts").
+# Forecast evaluation over the demo's RED series (docs/BENCHMARKS.md, "Forecasting").
 #
 # Generates HISTORY of the demo's traffic (its days are --day long), lets the analyzer derive
 # the RED series, exports request rate and p99 latency of every series as `timestamp,value`

@@ -6,23 +6,14 @@ mod common;
 
 use std::process::{Command, Output, Stdio};
 
-use common::{count, sql, Meridian};
+use common::{count, loopback_ports, sql, Meridian};
 
 fn demo(dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_meridian"))
         .current_dir(dir)
         .arg("demo")
         .args(args)
-        .args([
-            "--otlp-grpc-addr",
-            "127.0.0.1:0",
-            "--otlp-http-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--pg-addr",
-            "127.0.0.1:0",
-        ])
+        .args(loopback_ports("127.0.0.1:0"))
         .env("MERIDIAN_LOG", "warn")
         .env_remove("MERIDIAN_CONFIG")
         .stderr(Stdio::inherit())

@@ -49,16 +49,7 @@ impl Meridian {
             .arg(mode)
             .arg("--data-dir")
             .arg(data_dir)
-            .args([
-                "--otlp-grpc-addr",
-                "127.0.0.1:0",
-                "--otlp-http-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                http_addr,
-                "--pg-addr",
-                "127.0.0.1:0",
-            ])
+            .args(loopback_ports(http_addr))
             .args(args)
             .env("MERIDIAN_LOG", "warn")
             // Only what a test passes: never a broker or config from the test's environment.
@@ -197,6 +188,21 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// Flags that put every listener of a Meridian process on a free loopback port, the HTTP API
+/// on `http_addr`.
+pub fn loopback_ports(http_addr: &str) -> [&str; 8] {
+    [
+        "--otlp-grpc-addr",
+        "127.0.0.1:0",
+        "--otlp-http-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        http_addr,
+        "--pg-addr",
+        "127.0.0.1:0",
+    ]
 }
 
 // Each test binary uses some of them.

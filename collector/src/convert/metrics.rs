@@ -35,6 +35,31 @@ struct Common<'a> {
     exemplars: &'a [Exemplar],
 }
 
+/// The metric a data point belongs to, as every one of its rows repeats it.
+struct Row<'a> {
+    region: &'a str,
+    service: Option<&'a str>,
+    metric: &'a Metric,
+    kind: &'static str,
+    temporality: Option<i32>,
+    monotonic: Option<bool>,
+}
+
+/// What a data point holds beyond the fields every kind shares; `None` where its kind has no
+/// such field (the column is null on its row).
+#[derive(Default)]
+struct Values<'a> {
+    number: Option<number_data_point::Value>,
+    count: Option<u64>,
+    sum: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    /// Bucket counts and explicit bounds (explicit-bucket histograms).
+    buckets: Option<(&'a [u64], &'a [f64])>,
+    exponential: Option<&'a ExponentialHistogramDataPoint>,
+    quantiles: Option<&'a [ValueAtQuantile]>,
+}
+
 /// Column builders of the `metrics` table.
 struct MetricsBuilder {
     time: TimestampNanosecondBuilder,
@@ -207,59 +232,42 @@ impl MetricsBuilder {
         }
     }
 
-    /// Appends the columns common to all kinds and nulls for the kind-specific ones; the caller
-    /// then overwrites nothing — kind-specific columns are appended by `append_*` below.
-    #[allow(clippy::too_many_arguments)]
-    fn append_common(
+    /// Appends one data point: the columns every kind shares, then `values` (null where the
+    /// point's kind has no such field), then its resource and scope.
+    fn append_point(
         &mut self,
-        region: &str,
-        service: Option<&str>,
-        metric: &Metric,
-        kind: &str,
-        temporality: Option<i32>,
-        monotonic: Option<bool>,
+        context: &RenderedContext<'_>,
+        row: &Row<'_>,
         point: &Common<'_>,
+        values: Values<'_>,
     ) {
         self.time.append_value(ts(point.time));
         self.start_time.append_value(ts(point.start));
-        self.region.append_value(region);
-        self.service.append_option(service);
-        self.name.append_value(&metric.name);
-        self.description.append_value(&metric.description);
-        self.unit.append_value(&metric.unit);
-        self.kind.append_value(kind);
+        self.region.append_value(row.region);
+        self.service.append_option(row.service);
+        self.name.append_value(&row.metric.name);
+        self.description.append_value(&row.metric.description);
+        self.unit.append_value(&row.metric.unit);
+        self.kind.append_value(row.kind);
         self.temporality
-            .append_option(temporality.map(|t| enum_name(&TEMPORALITY, t)));
-        self.monotonic.append_option(monotonic);
+            .append_option(row.temporality.map(|t| enum_name(&TEMPORALITY, t)));
+        self.monotonic.append_option(row.monotonic);
         self.flags.append_value(point.flags);
         self.exemplars.append(point.exemplars);
         attributes::append(&mut self.attrs, &mut self.attr_types, point.attributes);
-        attributes::append(&mut self.meta, &mut self.meta_types, &metric.metadata);
-    }
-
-    fn append_number(&mut self, v: Option<number_data_point::Value>) {
-        let (d, i) = split_number(v);
+        attributes::append(&mut self.meta, &mut self.meta_types, &row.metric.metadata);
+        let (d, i) = split_number(values.number);
         self.value.append_option(d);
         self.value_int.append_option(i);
-    }
-
-    /// count, sum, min, max (histogram family and summary).
-    fn append_stats(
-        &mut self,
-        count: Option<u64>,
-        sum: Option<f64>,
-        min: Option<f64>,
-        max: Option<f64>,
-    ) {
-        self.count.append_option(count);
-        self.sum.append_option(sum);
-        self.min.append_option(min);
-        self.max.append_option(max);
-    }
-
-    fn append_buckets(&mut self, counts: Option<&[u64]>, bounds: Option<&[f64]>) {
-        append_list(&mut self.bucket_counts, counts);
-        append_list(&mut self.explicit_bounds, bounds);
+        self.count.append_option(values.count);
+        self.sum.append_option(values.sum);
+        self.min.append_option(values.min);
+        self.max.append_option(values.max);
+        append_list(&mut self.bucket_counts, values.buckets.map(|b| b.0));
+        append_list(&mut self.explicit_bounds, values.buckets.map(|b| b.1));
+        self.append_exponential(values.exponential);
+        self.quantiles.append(values.quantiles);
+        self.context.append(context);
     }
 
     fn append_exponential(&mut self, p: Option<&ExponentialHistogramDataPoint>) {
@@ -355,82 +363,72 @@ pub fn metrics_to_arrow(
                 sm.scope.as_ref(),
                 &sm.schema_url,
             );
-            let ctx = |b: &mut MetricsBuilder| b.context.append(&rendered);
             for metric in &sm.metrics {
+                let row = |kind, temporality, monotonic| Row {
+                    region,
+                    service,
+                    metric,
+                    kind,
+                    temporality,
+                    monotonic,
+                };
                 match &metric.data {
                     None => rejections.add(|| format!("metric `{}` has no data", metric.name)),
                     Some(Data::Gauge(Gauge { data_points }))
                     | Some(Data::Sum(Sum { data_points, .. })) => {
-                        let (kind, t, monotonic) = match &metric.data {
+                        let row = match &metric.data {
                             Some(Data::Sum(s)) => {
-                                ("sum", Some(s.aggregation_temporality), Some(s.is_monotonic))
+                                row("sum", Some(s.aggregation_temporality), Some(s.is_monotonic))
                             }
-                            _ => ("gauge", None, None),
+                            _ => row("gauge", None, None),
                         };
                         for p in data_points {
-                            b.append_common(
-                                region,
-                                service,
-                                metric,
-                                kind,
-                                t,
-                                monotonic,
-                                &p.common(),
-                            );
-                            b.append_number(p.value);
-                            b.append_stats(None, None, None, None);
-                            b.append_buckets(None, None);
-                            b.append_exponential(None);
-                            b.quantiles.append(None);
-                            ctx(&mut b);
+                            let values = Values {
+                                number: p.value,
+                                ..Values::default()
+                            };
+                            b.append_point(&rendered, &row, &p.common(), values);
                         }
                     }
                     Some(Data::Histogram(h)) => {
+                        let row = row("histogram", Some(h.aggregation_temporality), None);
                         for p in &h.data_points {
-                            let common = p.common();
-                            let t = Some(h.aggregation_temporality);
-                            b.append_common(region, service, metric, "histogram", t, None, &common);
-                            b.append_number(None);
-                            b.append_stats(Some(p.count), p.sum, p.min, p.max);
-                            b.append_buckets(Some(&p.bucket_counts), Some(&p.explicit_bounds));
-                            b.append_exponential(None);
-                            b.quantiles.append(None);
-                            ctx(&mut b);
+                            let values = Values {
+                                count: Some(p.count),
+                                sum: p.sum,
+                                min: p.min,
+                                max: p.max,
+                                buckets: Some((&p.bucket_counts, &p.explicit_bounds)),
+                                ..Values::default()
+                            };
+                            b.append_point(&rendered, &row, &p.common(), values);
                         }
                     }
                     Some(Data::ExponentialHistogram(h)) => {
+                        let t = Some(h.aggregation_temporality);
+                        let row = row("exponential_histogram", t, None);
                         for p in &h.data_points {
-                            let common = p.common();
-                            let t = Some(h.aggregation_temporality);
-                            b.append_common(
-                                region,
-                                service,
-                                metric,
-                                "exponential_histogram",
-                                t,
-                                None,
-                                &common,
-                            );
-                            b.append_number(None);
-                            b.append_stats(Some(p.count), p.sum, p.min, p.max);
-                            b.append_buckets(None, None);
-                            b.append_exponential(Some(p));
-                            b.quantiles.append(None);
-                            ctx(&mut b);
+                            let values = Values {
+                                count: Some(p.count),
+                                sum: p.sum,
+                                min: p.min,
+                                max: p.max,
+                                exponential: Some(p),
+                                ..Values::default()
+                            };
+                            b.append_point(&rendered, &row, &p.common(), values);
                         }
                     }
                     Some(Data::Summary(s)) => {
+                        let row = row("summary", None, None);
                         for p in &s.data_points {
-                            let common = p.common();
-                            b.append_common(
-                                region, service, metric, "summary", None, None, &common,
-                            );
-                            b.append_number(None);
-                            b.append_stats(Some(p.count), Some(p.sum), None, None);
-                            b.append_buckets(None, None);
-                            b.append_exponential(None);
-                            b.quantiles.append(Some(&p.quantile_values));
-                            ctx(&mut b);
+                            let values = Values {
+                                count: Some(p.count),
+                                sum: Some(p.sum),
+                                quantiles: Some(&p.quantile_values),
+                                ..Values::default()
+                            };
+                            b.append_point(&rendered, &row, &p.common(), values);
                         }
                     }
                 }
