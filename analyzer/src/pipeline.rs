@@ -199,7 +199,11 @@ impl Pipeline {
             let mut state = self.lock();
             for (job, fitted) in &done {
                 state.forecaster.fitted(job, fitted);
-                let outcome = if fitted.used_model { "ok" } else { "fallback" };
+                let outcome = if fitted.used_model() {
+                    "ok"
+                } else {
+                    "fallback"
+                };
                 self.metrics
                     .forecast_fits
                     .with_label_values(&[outcome])

@@ -219,15 +219,6 @@ impl RunningCollector {
     }
 }
 
-impl std::fmt::Debug for Destination<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Destination::InProcess(sink) => write!(f, "InProcess({})", sink.name()),
-            Destination::Remote(kafka) => write!(f, "Remote(kafka: {:?})", kafka.brokers),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -149,8 +149,7 @@ fn evaluate(series: &Series, args: &ForecastArgs, output: &Path) -> anyhow::Resu
     let fmt = |v: Option<(f64, f64)>, side: fn((f64, f64)) -> f64| {
         v.map(|v| format!("{:.6}", side(v))).unwrap_or_default()
     };
-    for (i, &value) in y.iter().enumerate() {
-        let origin = i;
+    for (origin, &value) in y.iter().enumerate() {
         if origin >= first && (origin - first) % every == 0 {
             if let Some(fit) = forecaster.fit(&steps, period.unwrap_or(0), 1) {
                 let started = Instant::now();
@@ -191,7 +190,7 @@ fn evaluate(series: &Series, args: &ForecastArgs, output: &Path) -> anyhow::Resu
                 forecaster.fitted(&fit, &done);
             }
         }
-        forecaster.observe(i as i64, value, fit_points);
+        forecaster.observe(origin as i64, value, fit_points);
     }
     writer.flush()?;
     Ok(tally)

@@ -88,8 +88,13 @@ pub struct Fitted {
     done: super::series::Fitted,
     /// The published rows, one per horizon.
     pub forecasts: Vec<Forecast>,
+}
+
+impl Fitted {
     /// Whether the model fitted (else the baselines stood in).
-    pub used_model: bool,
+    pub fn used_model(&self) -> bool {
+        self.done.used_model
+    }
 }
 
 /// Live forecasting state for every RED series (kept across restarts).
@@ -173,11 +178,7 @@ impl FitJob {
                 interval_source: p.interval_source,
             })
             .collect();
-        Fitted {
-            used_model: done.used_model,
-            forecasts,
-            done,
-        }
+        Fitted { forecasts, done }
     }
 }
 
