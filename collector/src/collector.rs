@@ -67,7 +67,9 @@ impl CollectorConfig {
         data_dir: &Path,
         registry: &Registry,
     ) -> Result<RunningCollector, CollectorError> {
+        let targets = crate::probe::validate(&self.probes)?;
         let metrics = CollectorMetrics::new(registry)?;
+        let probe_metrics = crate::probe::ProbeMetrics::new(registry)?;
         let remote = matches!(destination, Destination::Remote(_));
         let (sink, described) = self.sink(destination).await?;
         let disk = match (self.buffer.kind, remote) {
@@ -85,7 +87,19 @@ impl CollectorConfig {
         };
         let stop_receivers = CancellationToken::new();
         let stop_forwarding = CancellationToken::new();
-        let receivers = self.otlp.start(intake, stop_receivers.clone()).await?;
+        let mut receivers = self
+            .otlp
+            .start(intake.clone(), stop_receivers.clone())
+            .await?;
+        // The probes queue like receivers, so they stop with them.
+        receivers.tasks.extend(crate::probe::start(
+            &self.probes,
+            targets,
+            &self.region,
+            intake,
+            probe_metrics,
+            stop_receivers.clone(),
+        ));
         let ready = self.ready_check(&metrics, disk.is_some());
         let (spool, forwarder) = match disk {
             Some(buffer) => {
@@ -124,6 +138,7 @@ impl CollectorConfig {
             grpc_addr = %receivers.grpc_addr,
             http_addr = %receivers.http_addr,
             destination = %described,
+            probes = self.probes.len(),
             "collector listening for OTLP"
         );
         Ok(RunningCollector {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::buffer::BufferConfig;
 use crate::forward::ForwardConfig;
 use crate::otlp::OtlpConfig;
+use crate::probe::ProbeConfig;
 use crate::sink::network::NetworkSinkConfig;
 
 /// Configuration of one regional collector (`[collector]` in the TOML file).
@@ -28,6 +29,9 @@ pub struct CollectorConfig {
     pub buffer: BufferConfig,
     /// The analyzer a remote collector forwards to over HTTP when Kafka is not configured.
     pub network: NetworkSinkConfig,
+    /// Endpoints this collector health-checks (`[[collector.probes]]`); give every regional
+    /// collector the same list, so each endpoint is checked from every region.
+    pub probes: Vec<ProbeConfig>,
 }
 
 impl Default for CollectorConfig {
@@ -40,6 +44,7 @@ impl Default for CollectorConfig {
             forward: ForwardConfig::default(),
             buffer: BufferConfig::default(),
             network: NetworkSinkConfig::default(),
+            probes: Vec::new(),
         }
     }
 }

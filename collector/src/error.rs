@@ -15,4 +15,7 @@ pub enum CollectorError {
     /// A sink could not be built from its configuration.
     #[error("building the sink: {0}")]
     Sink(#[from] crate::sink::BuildSinkError),
+    /// A health probe's configuration is invalid.
+    #[error("invalid health probe: {0}")]
+    Probe(#[from] crate::probe::ProbeConfigError),
 }

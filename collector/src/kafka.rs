@@ -36,6 +36,8 @@ pub struct Topics {
     pub metrics: String,
     /// Topic of log batches.
     pub logs: String,
+    /// Topic of health-probe results.
+    pub probes: String,
 }
 
 impl Topics {
@@ -45,6 +47,7 @@ impl Topics {
             Signal::Traces => &self.spans,
             Signal::Metrics => &self.metrics,
             Signal::Logs => &self.logs,
+            Signal::Probes => &self.probes,
         }
     }
 
@@ -60,6 +63,7 @@ impl Default for Topics {
             spans: "meridian.spans".into(),
             metrics: "meridian.metrics".into(),
             logs: "meridian.logs".into(),
+            probes: "meridian.probes".into(),
         }
     }
 }

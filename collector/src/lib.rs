@@ -2,7 +2,8 @@
 //! Arrow record batches in the shared [`schema`], and forwards them through a [`sink::Sink`].
 //!
 //! Data flow: [`otlp`] (receive) → [`convert`] → [`queue`] → [`buffer`] (disk, optional) →
-//! [`forward`] → [`sink`] (in-process, HTTP or Kafka).
+//! [`forward`] → [`sink`] (in-process, HTTP or Kafka); beside the receivers, [`probe`] checks
+//! the configured endpoints and queues its results the same way.
 
 #![warn(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod json;
 pub mod kafka;
 pub mod listen;
 pub mod otlp;
+pub mod probe;
 pub mod queue;
 pub mod schema;
 pub mod signal;

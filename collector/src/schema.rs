@@ -1,4 +1,4 @@
-//! The Arrow schema of Meridian's three tables — `spans`, `metrics`, `logs` — defined once and
+//! The Arrow schema of the tables collectors fill — `spans`, `metrics`, `logs` and `probes` — defined once and
 //! shared by the collector (which builds batches) and the analyzer (which stores and queries them).
 //!
 //! Every OTLP field has a home, so OTLP → Arrow → OTLP is lossless (see `convert`). Attribute lists
@@ -252,6 +252,31 @@ pub fn logs() -> SchemaRef {
             false,
         ));
         fields.extend(resource_and_scope_fields());
+        Arc::new(Schema::new(fields))
+    });
+    SCHEMA.clone()
+}
+
+/// Schema of the `probes` table: one row per health check, from the collector that ran it (the
+/// vantage point).
+pub fn probes() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let fields = vec![
+            Field::new(TIME, timestamp_type(), false),
+            Field::new("vantage_region", DataType::Utf8, false),
+            Field::new("endpoint", DataType::Utf8, false),
+            Field::new(REGION, DataType::Utf8, false),
+            Field::new("service_name", DataType::Utf8, true),
+            Field::new("url", DataType::Utf8, false),
+            Field::new("ok", DataType::Boolean, false),
+            Field::new("healthy", DataType::Boolean, false),
+            Field::new("status_code", DataType::Int32, true),
+            Field::new("connect_ms", DataType::Float64, true),
+            Field::new("first_byte_ms", DataType::Float64, true),
+            Field::new("error", DataType::Utf8, true),
+            Field::new("interval_s", DataType::Float64, false),
+            Field::new("failure_threshold", DataType::Int32, false),
+        ];
         Arc::new(Schema::new(fields))
     });
     SCHEMA.clone()

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
-/// The three OTLP signals, each stored in a table of its own name.
+/// What a collector forwards: the three OTLP signals and its own health-probe results, each
+/// stored in a table of its own name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Signal {
     /// Traces, stored in `spans`.
@@ -16,11 +17,18 @@ pub enum Signal {
     Metrics,
     /// Logs, stored in `logs`.
     Logs,
+    /// Results of the collector's active health probes, stored in `probes`.
+    Probes,
 }
 
 impl Signal {
     /// All signals, in a fixed order.
-    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+    pub const ALL: [Signal; 4] = [
+        Signal::Traces,
+        Signal::Metrics,
+        Signal::Logs,
+        Signal::Probes,
+    ];
 
     /// Name of the table the signal is stored in.
     pub fn table(self) -> &'static str {
@@ -28,15 +36,18 @@ impl Signal {
             Signal::Traces => "spans",
             Signal::Metrics => "metrics",
             Signal::Logs => "logs",
+            Signal::Probes => "probes",
         }
     }
 
-    /// Name used in metrics labels and OTLP paths (`traces`, `metrics`, `logs`).
+    /// Name used in metrics labels, OTLP paths and the ingest endpoint (`traces`, `metrics`,
+    /// `logs`, `probes`).
     pub fn as_str(self) -> &'static str {
         match self {
             Signal::Traces => "traces",
             Signal::Metrics => "metrics",
             Signal::Logs => "logs",
+            Signal::Probes => "probes",
         }
     }
 
@@ -46,6 +57,7 @@ impl Signal {
             Signal::Traces => crate::schema::spans(),
             Signal::Metrics => crate::schema::metrics(),
             Signal::Logs => crate::schema::logs(),
+            Signal::Probes => crate::schema::probes(),
         }
     }
 }
@@ -63,6 +75,7 @@ impl FromStr for Signal {
             "traces" | "spans" => Ok(Signal::Traces),
             "metrics" => Ok(Signal::Metrics),
             "logs" => Ok(Signal::Logs),
+            "probes" => Ok(Signal::Probes),
             other => Err(format!("unknown signal `{other}`")),
         }
     }

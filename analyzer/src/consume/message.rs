@@ -89,6 +89,8 @@ pub fn decode(config: &KafkaConfig, message: &BorrowedMessage<'_>) -> Decoded {
             Signal::Traces => otlp::<ExportTraceServiceRequest>(payload, region),
             Signal::Metrics => otlp::<ExportMetricsServiceRequest>(payload, region),
             Signal::Logs => otlp::<ExportLogsServiceRequest>(payload, region),
+            // `OtlpTopics` has no probes topic: probe results are Meridian's own.
+            Signal::Probes => Err("probe results do not come as OTLP".to_owned()),
         };
         return match converted {
             Ok(batch) => Decoded::Batch {

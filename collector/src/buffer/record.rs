@@ -29,6 +29,7 @@ fn signal_code(signal: Signal) -> u8 {
         Signal::Traces => 1,
         Signal::Metrics => 2,
         Signal::Logs => 3,
+        Signal::Probes => 4,
     }
 }
 
@@ -54,6 +55,7 @@ impl BufferedRecord {
             1 => Signal::Traces,
             2 => Signal::Metrics,
             3 => Signal::Logs,
+            4 => Signal::Probes,
             _ => return None,
         };
         let sequence = u64::from_le_bytes(bytes[2..10].try_into().ok()?);

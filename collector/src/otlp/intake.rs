@@ -161,22 +161,9 @@ impl Intake {
         let converted = request.to_arrow(&self.region)?;
         let rows = converted.batch.num_rows();
         if rows > 0 {
-            let batch = SignalBatch::new(R::SIGNAL, converted.batch);
-            if self.durable {
-                let done = self
-                    .queue
-                    .try_send_durable(batch)
-                    .map_err(|e| refuse(e.to_string()))?;
-                match done.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(refuse(e.to_string())),
-                    Err(_) => return Err(refuse("the collector is shutting down".into())),
-                }
-            } else {
-                self.queue
-                    .try_send(batch)
-                    .map_err(|e| refuse(e.to_string()))?;
-            }
+            self.submit(SignalBatch::new(R::SIGNAL, converted.batch))
+                .await
+                .map_err(|reason| refuse(reason.to_string()))?;
         }
         self.metrics
             .received
@@ -193,4 +180,29 @@ impl Intake {
             error_message: converted.error_message,
         })
     }
+
+    /// Queues a batch whole, without waiting for room; with a disk buffer, returns once the
+    /// rows are on disk. Receivers and the collector's own probes queue through here.
+    pub async fn submit(&self, batch: SignalBatch) -> Result<(), Refused> {
+        if self.durable {
+            let done = self
+                .queue
+                .try_send_durable(batch)
+                .map_err(|e| Refused(e.to_string()))?;
+            match done.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(Refused(e.to_string())),
+                Err(_) => Err(Refused("the collector is shutting down".into())),
+            }
+        } else {
+            self.queue
+                .try_send(batch)
+                .map_err(|e| Refused(e.to_string()))
+        }
+    }
 }
+
+/// The queue or the disk buffer did not take a batch; the reason is for the client or the log.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);

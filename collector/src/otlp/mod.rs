@@ -12,7 +12,7 @@ pub mod json;
 mod request;
 
 pub use config::{OtlpConfig, Receivers};
-pub use intake::{Intake, IntakeError, Protocol};
+pub use intake::{Intake, IntakeError, Protocol, Refused};
 pub use request::{Accepted, ExportRequest};
 
 #[cfg(test)]
