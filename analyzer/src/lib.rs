@@ -2,7 +2,8 @@
 //! answers SQL over them.
 //!
 //! Data flow: [`ingest`] (from collectors over HTTP) or [`consume`] (from Kafka) → [`store`] →
-//! [`derive`] (RED series) → [`detect`] (anomalies) and [`forecast`], run by the [`pipeline`];
+//! [`derive`] (RED series) → [`detect`] (anomalies) and [`forecast`] → [`recommend`] (routing
+//! and capacity, with endpoint [`health`] from the collectors' probes), run by the [`pipeline`];
 //! [`query`] answers SQL over all of it (HTTP and the PostgreSQL protocol).
 
 #![warn(missing_docs)]
@@ -14,10 +15,12 @@ pub mod derive;
 pub mod detect;
 pub mod error;
 pub mod forecast;
+pub mod health;
 pub mod ingest;
 mod pairs;
 pub mod pipeline;
 pub mod query;
+pub mod recommend;
 pub mod schema;
 pub mod store;
 pub mod telemetry;

@@ -1,4 +1,5 @@
-//! The Arrow schema of the tables the analyzer derives — `red`, `anomalies`, `forecasts` — beside
+//! The Arrow schema of the tables the analyzer derives — `red`, `anomalies`, `forecasts`,
+//! `health`, `recommendations` — beside
 //! the collector's raw tables (`meridian_collector::schema`), whose time and region columns they
 //! share. `docs/schema.md` documents every column.
 
@@ -83,6 +84,45 @@ pub fn forecasts() -> SchemaRef {
             Field::new("interval_source", DataType::Utf8, false),
         ]);
         Arc::new(Schema::new(fields))
+    });
+    SCHEMA.clone()
+}
+
+/// Schema of the `health` table: one row per change of a probed endpoint's health.
+pub fn health() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new(TIME, timestamp_type(), false),
+            Field::new("endpoint", DataType::Utf8, false),
+            Field::new(REGION, DataType::Utf8, false),
+            Field::new("service_name", DataType::Utf8, true),
+            Field::new("healthy", DataType::Boolean, false),
+            Field::new("previous", DataType::Boolean, false),
+            Field::new("healthy_vantages", DataType::Int32, false),
+            Field::new("vantages", DataType::Int32, false),
+            Field::new("reason", DataType::Utf8, false),
+        ]))
+    });
+    SCHEMA.clone()
+}
+
+/// Schema of the `recommendations` table: one row per recommendation made, and one per change
+/// of its state (same `id`; the newest row is its current state).
+pub fn recommendations() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new(TIME, timestamp_type(), false),
+            Field::new("id", DataType::Utf8, false),
+            Field::new("kind", DataType::Utf8, false),
+            Field::new(REGION, DataType::Utf8, false),
+            Field::new("service_name", DataType::Utf8, false),
+            Field::new("target", DataType::Utf8, false),
+            Field::new("previous", DataType::Utf8, true),
+            Field::new("reason", DataType::Utf8, false),
+            Field::new("evidence", DataType::Utf8, false),
+            Field::new("state", DataType::Utf8, false),
+            Field::new("expires_at", timestamp_type(), true),
+        ]))
     });
     SCHEMA.clone()
 }

@@ -41,6 +41,20 @@ pub struct AnalyzerMetrics {
     pub forecast_fits: IntCounterVec,
     /// Series and metrics watched by the detectors.
     pub watched_series: IntGauge,
+    /// 1 while a probed endpoint is healthy (vantage points combined), by endpoint, region, service.
+    pub probe_endpoint_healthy: IntGaugeVec,
+    /// Probe results received, by vantage region and result (`ok`, `fail`).
+    pub probe_results: IntCounterVec,
+    /// Changes of an endpoint's health, by endpoint and new state (`healthy`, `unhealthy`).
+    pub probe_transitions: IntCounterVec,
+    /// Recommendations made, by kind.
+    pub recommendations: IntCounterVec,
+    /// The desired routing weight, by service and region.
+    pub routing_weight: IntGaugeVec,
+    /// Version of the desired routing state.
+    pub routing_version: IntGauge,
+    /// Webhook and Kafka deliveries of recommendations, by channel and outcome.
+    pub recommendation_deliveries: IntCounterVec,
 }
 
 impl AnalyzerMetrics {
@@ -94,7 +108,46 @@ impl AnalyzerMetrics {
             "meridian_analyzer_watched_series",
             "RED series and metrics watched by the detectors",
         )?;
+        let gauges = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
         Ok(Self {
+            probe_endpoint_healthy: gauges(
+                "meridian_probe_endpoint_healthy",
+                "1 while the endpoint is healthy: more than the quorum of vantage points say so",
+                &["endpoint", "region", "service"],
+            )?,
+            probe_results: counter(
+                "meridian_probe_results_total",
+                "Probe results received from collectors",
+                &["vantage_region", "result"],
+            )?,
+            probe_transitions: counter(
+                "meridian_probe_transitions_total",
+                "Changes of an endpoint's health",
+                &["endpoint", "to"],
+            )?,
+            recommendations: counter(
+                "meridian_recommendations_total",
+                "Routing and capacity recommendations made",
+                &["kind"],
+            )?,
+            routing_weight: gauges(
+                "meridian_routing_weight",
+                "Desired routing weight (0..255)",
+                &["service", "region"],
+            )?,
+            routing_version: gauge(
+                "meridian_routing_version",
+                "Version of the desired routing state",
+            )?,
+            recommendation_deliveries: counter(
+                "meridian_recommendation_deliveries_total",
+                "Deliveries of recommendations to webhooks and Kafka",
+                &["channel", "outcome"],
+            )?,
             red_late,
             watched_series,
             red_points: {

@@ -1,5 +1,6 @@
-//! The store's tables: the three OTLP signals as collectors send them, and the tables the
-//! analyzer derives from them (RED series, anomalies, forecasts).
+//! The store's tables: what collectors send (the three OTLP signals and probe results), and the
+//! tables the analyzer derives from them (RED series, anomalies, forecasts, endpoint health,
+//! recommendations).
 
 use std::fmt;
 
@@ -17,23 +18,32 @@ pub enum Dataset {
     Metrics,
     /// Log records, from collectors.
     Logs,
+    /// Health-check results, from every collector's probes.
+    Probes,
     /// RED series per region/service/route and interval, derived from spans and histograms.
     Red,
     /// Anomalous points of the RED series, from the detectors.
     Anomalies,
     /// Forecasts of the RED series, with intervals.
     Forecasts,
+    /// Transitions of each probed endpoint's health (vantage points combined).
+    Health,
+    /// Routing and capacity recommendations, and their state changes.
+    Recommendations,
 }
 
 impl Dataset {
     /// Every table, in a fixed order.
-    pub const ALL: [Dataset; 6] = [
+    pub const ALL: [Dataset; 9] = [
         Dataset::Spans,
         Dataset::Metrics,
         Dataset::Logs,
+        Dataset::Probes,
         Dataset::Red,
         Dataset::Anomalies,
         Dataset::Forecasts,
+        Dataset::Health,
+        Dataset::Recommendations,
     ];
 
     /// The table's SQL name.
@@ -42,9 +52,12 @@ impl Dataset {
             Dataset::Spans => "spans",
             Dataset::Metrics => "metrics",
             Dataset::Logs => "logs",
+            Dataset::Probes => "probes",
             Dataset::Red => "red",
             Dataset::Anomalies => "anomalies",
             Dataset::Forecasts => "forecasts",
+            Dataset::Health => "health",
+            Dataset::Recommendations => "recommendations",
         }
     }
 
@@ -55,19 +68,27 @@ impl Dataset {
             Dataset::Spans => schema::spans(),
             Dataset::Metrics => schema::metrics(),
             Dataset::Logs => schema::logs(),
+            Dataset::Probes => schema::probes(),
             Dataset::Red => derived::red(),
             Dataset::Anomalies => derived::anomalies(),
             Dataset::Forecasts => derived::forecasts(),
+            Dataset::Health => derived::health(),
+            Dataset::Recommendations => derived::recommendations(),
         }
     }
 
-    /// The OTLP signal stored in this table, if collectors send it.
+    /// The signal stored in this table, if collectors send it.
     pub fn signal(self) -> Option<Signal> {
         match self {
             Dataset::Spans => Some(Signal::Traces),
             Dataset::Metrics => Some(Signal::Metrics),
             Dataset::Logs => Some(Signal::Logs),
-            Dataset::Red | Dataset::Anomalies | Dataset::Forecasts => None,
+            Dataset::Probes => Some(Signal::Probes),
+            Dataset::Red
+            | Dataset::Anomalies
+            | Dataset::Forecasts
+            | Dataset::Health
+            | Dataset::Recommendations => None,
         }
     }
 }
@@ -78,6 +99,7 @@ impl From<Signal> for Dataset {
             Signal::Traces => Dataset::Spans,
             Signal::Metrics => Dataset::Metrics,
             Signal::Logs => Dataset::Logs,
+            Signal::Probes => Dataset::Probes,
         }
     }
 }

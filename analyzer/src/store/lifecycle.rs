@@ -42,6 +42,15 @@ pub struct RetentionConfig {
     /// Forecasts (by the time they forecast).
     #[serde(with = "humantime_serde")]
     pub forecasts: Duration,
+    /// Probe results.
+    #[serde(with = "humantime_serde")]
+    pub probes: Duration,
+    /// Endpoint health transitions.
+    #[serde(with = "humantime_serde")]
+    pub health: Duration,
+    /// Recommendations.
+    #[serde(with = "humantime_serde")]
+    pub recommendations: Duration,
 }
 
 impl Default for RetentionConfig {
@@ -54,6 +63,9 @@ impl Default for RetentionConfig {
             red: days(90),
             anomalies: days(90),
             forecasts: days(30),
+            probes: days(30),
+            health: days(90),
+            recommendations: days(90),
         }
     }
 }
@@ -68,6 +80,9 @@ impl RetentionConfig {
             Dataset::Red => self.red,
             Dataset::Anomalies => self.anomalies,
             Dataset::Forecasts => self.forecasts,
+            Dataset::Probes => self.probes,
+            Dataset::Health => self.health,
+            Dataset::Recommendations => self.recommendations,
         };
         (!ttl.is_zero()).then_some(ttl)
     }

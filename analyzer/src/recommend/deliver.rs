@@ -1,0 +1,220 @@
+//! Delivery of the board's events beyond HTTP: a Kafka topic (keyed by service, for agents in
+//! other regions) and webhooks, each POST signed with HMAC-SHA256 of its body in
+//! `X-Meridian-Signature: sha256=<hex>` and retried with backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use meridian_collector::kafka::KafkaConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::board::{Board, Event};
+use crate::telemetry::AnalyzerMetrics;
+
+/// The signature header of webhook deliveries.
+pub const SIGNATURE_HEADER: &str = "x-meridian-signature";
+
+/// Where recommendations go besides the HTTP API (`[analyzer.recommend.delivery]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Topic the events are produced to when the analyzer consumes Kafka (`kafka.brokers`);
+    /// empty turns it off.
+    pub kafka_topic: String,
+    /// Webhooks (`[[analyzer.recommend.delivery.webhooks]]`).
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// One webhook.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// URL events are POSTed to.
+    pub url: String,
+    /// HMAC-SHA256 key of the signature; empty sends no signature.
+    #[serde(default)]
+    pub secret: String,
+    /// Attempts per event before it is given up (and counted).
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// Time allowed per attempt.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            kafka_topic: "meridian.recommendations".into(),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+fn default_attempts() -> u32 {
+    5
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// `sha256=<hex>` of `body` under `secret`.
+///
+/// ```
+/// use meridian_analyzer::recommend::deliver::signature;
+/// assert_eq!(
+///     signature("key", b"The quick brown fox jumps over the lazy dog"),
+///     "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+/// );
+/// ```
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    // HMAC takes keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The JSON body of one event.
+fn body(event: &Event) -> Vec<u8> {
+    serde_json::json!({
+        "version": event.version,
+        "type": event.kind,
+        "service": event.service,
+        "data": event.data,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Delivers the board's events until `stop`.
+pub async fn run(
+    board: Arc<Board>,
+    config: DeliveryConfig,
+    kafka: Option<KafkaConfig>,
+    metrics: AnalyzerMetrics,
+    stop: CancellationToken,
+) {
+    let (_, mut events) = board.subscribe(Some(board.version()));
+    let producer = match kafka.filter(|k| k.enabled() && !config.kafka_topic.is_empty()) {
+        Some(k) => {
+            if let Err(e) = k.ensure_topics(&[&config.kafka_topic]).await {
+                tracing::warn!(error = %e, "could not make sure the recommendations topic exists");
+            }
+            match k.client_config(&[], &k.producer).create::<FutureProducer>() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::error!(error = %e, "recommendations will not go to Kafka");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let hooks: Vec<mpsc::Sender<Event>> = config
+        .webhooks
+        .iter()
+        .cloned()
+        .map(|hook| {
+            let (tx, rx) = mpsc::channel(1024);
+            tokio::spawn(webhook(hook, rx, metrics.clone(), stop.clone()));
+            tx
+        })
+        .collect();
+    loop {
+        let event = tokio::select! {
+            _ = stop.cancelled() => return,
+            e = events.recv() => e,
+        };
+        let event = match event {
+            Ok(e) => e,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(skipped = n, "recommendation delivery fell behind; the routing state stays level-triggered");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if let Some(producer) = &producer {
+            let payload = body(&event);
+            let record = FutureRecord::to(&config.kafka_topic)
+                .key(&event.service)
+                .payload(&payload);
+            let outcome = match producer.send(record, Duration::from_secs(10)).await {
+                Ok(_) => "ok",
+                Err((e, _)) => {
+                    tracing::warn!(error = %e, "producing a recommendation event failed");
+                    "failed"
+                }
+            };
+            metrics
+                .recommendation_deliveries
+                .with_label_values(&["kafka", outcome])
+                .inc();
+        }
+        for hook in &hooks {
+            if hook.try_send(event.clone()).is_err() {
+                metrics
+                    .recommendation_deliveries
+                    .with_label_values(&["webhook", "dropped"])
+                    .inc();
+            }
+        }
+    }
+}
+
+/// One webhook's queue: each event POSTed in order, retried with backoff.
+async fn webhook(
+    hook: WebhookConfig,
+    mut events: mpsc::Receiver<Event>,
+    metrics: AnalyzerMetrics,
+    stop: CancellationToken,
+) {
+    let client = match reqwest::Client::builder().timeout(hook.timeout).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(url = %hook.url, error = %e, "webhook client could not be built");
+            return;
+        }
+    };
+    while let Some(event) = tokio::select! {
+        _ = stop.cancelled() => None,
+        e = events.recv() => e,
+    } {
+        let payload = body(&event);
+        let mut backoff = Duration::from_millis(500);
+        let mut outcome = "failed";
+        for attempt in 1..=hook.max_attempts.max(1) {
+            let mut request = client
+                .post(&hook.url)
+                .header("content-type", "application/json")
+                .header("x-meridian-event", event.kind)
+                .header("x-meridian-version", event.version.to_string());
+            if !hook.secret.is_empty() {
+                request = request.header(SIGNATURE_HEADER, signature(&hook.secret, &payload));
+            }
+            match request.body(payload.clone()).send().await {
+                Ok(r) if r.status().is_success() => {
+                    outcome = "ok";
+                    break;
+                }
+                Ok(r) => tracing::warn!(url = %hook.url, status = %r.status(), attempt, "webhook refused an event"),
+                Err(e) => tracing::warn!(url = %hook.url, error = %e, attempt, "webhook unreachable"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+        metrics
+            .recommendation_deliveries
+            .with_label_values(&["webhook", outcome])
+            .inc();
+    }
+}
