@@ -54,6 +54,7 @@ pub struct RunningAnalyzer {
     consumer: Option<JoinHandle<KafkaIngest>>,
     stop_pipeline: CancellationToken,
     pipeline: JoinHandle<Result<(), TaskFailed>>,
+    delivery: JoinHandle<()>,
 }
 
 impl AnalyzerConfig {
@@ -135,6 +136,7 @@ impl Analyzer {
     pub fn router(&self) -> Router {
         query::http::router(Arc::clone(&self.engine))
             .merge(ingest::router(Arc::clone(&self.store)))
+            .merge(crate::recommend::http::router(self.pipeline.board()))
             .merge(admin::router(self.registry.clone(), self.ready_check()))
     }
 
@@ -172,6 +174,13 @@ impl Analyzer {
         };
         let stop_pipeline = CancellationToken::new();
         let pipeline = tokio::spawn(Arc::clone(&self.pipeline).run(stop_pipeline.clone()));
+        let delivery = tokio::spawn(crate::recommend::deliver::run(
+            self.pipeline.board(),
+            self.config.pipeline.recommend.delivery.clone(),
+            self.kafka.clone(),
+            self.metrics.clone(),
+            stop_serving.clone(),
+        ));
         tracing::info!(%http_addr, "analyzer serving SQL on /api/v1/sql");
         Ok(RunningAnalyzer {
             http_addr,
@@ -187,6 +196,7 @@ impl Analyzer {
             consumer,
             stop_pipeline,
             pipeline,
+            delivery,
         })
     }
 }
@@ -204,6 +214,7 @@ impl RunningAnalyzer {
             outcome = outcome.and(join("PostgreSQL endpoint", pg).await);
         }
         outcome = outcome.and(join("maintenance", self.maintenance).await);
+        outcome = outcome.and(join("recommendation delivery", self.delivery).await);
         let consumer = match self.consumer {
             Some(task) => match join("Kafka consumer", task).await {
                 Ok(consumer) => Some(consumer),

@@ -7,14 +7,16 @@ use serde::{Deserialize, Serialize};
 use crate::derive::DeriveConfig;
 use crate::detect::DetectConfig;
 use crate::forecast::live::ForecastConfig;
+use crate::health::HealthConfig;
 use crate::pipeline::PipelineConfig;
 use crate::query::{PgConfig, QueryConfig};
+use crate::recommend::RecommendConfig;
 use crate::store::StoreConfig;
 
 /// Configuration of the analyzer (`[analyzer]` in the TOML file).
 ///
 /// The file keeps the analysis stages' tables (`[analyzer.derive]`, `[analyzer.detect]`,
-/// `[analyzer.forecast]`) directly under `[analyzer]`; in code they are one [`PipelineConfig`].
+/// `[analyzer.forecast]`, `[analyzer.health]`, `[analyzer.recommend]`) directly under `[analyzer]`; in code they are one [`PipelineConfig`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(from = "AnalyzerTable", into = "AnalyzerTable")]
 pub struct AnalyzerConfig {
@@ -53,6 +55,8 @@ struct AnalyzerTable {
     derive: DeriveConfig,
     detect: DetectConfig,
     forecast: ForecastConfig,
+    health: HealthConfig,
+    recommend: RecommendConfig,
 }
 
 impl Default for AnalyzerTable {
@@ -72,6 +76,8 @@ impl From<AnalyzerTable> for AnalyzerConfig {
                 derive: t.derive,
                 detect: t.detect,
                 forecast: t.forecast,
+                health: t.health,
+                recommend: t.recommend,
             },
         }
     }
@@ -87,6 +93,8 @@ impl From<AnalyzerConfig> for AnalyzerTable {
             derive: c.pipeline.derive,
             detect: c.pipeline.detect,
             forecast: c.pipeline.forecast,
+            health: c.pipeline.health,
+            recommend: c.pipeline.recommend,
         }
     }
 }

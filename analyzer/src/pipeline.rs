@@ -19,11 +19,14 @@ use crate::detect::{self, DetectConfig, LiveDetector};
 use crate::error::StoreError;
 use crate::forecast::live::{FitJob, ForecastConfig, LiveForecaster};
 use crate::forecast::rows as forecast_rows;
+use crate::health::{self, HealthConfig, HealthTracker};
+use crate::recommend::board::SavedBoard;
+use crate::recommend::{recommendation, Board, RecommendConfig, Recommender};
 use crate::store::{Dataset, Observer, Store};
 use crate::telemetry::AnalyzerMetrics;
 
 /// Version of the saved state; another version is not read (the pipeline starts fresh).
-const STATE_VERSION: u32 = 1;
+const STATE_VERSION: u32 = 2;
 /// How often the state is saved while running.
 const SAVE_EVERY: Duration = Duration::from_secs(60);
 
@@ -37,6 +40,10 @@ pub struct PipelineConfig {
     pub detect: DetectConfig,
     /// Live forecasts.
     pub forecast: ForecastConfig,
+    /// Endpoint health from the collectors' probes.
+    pub health: HealthConfig,
+    /// Routing and capacity recommendations.
+    pub recommend: RecommendConfig,
 }
 
 /// What is saved across restarts.
@@ -46,12 +53,17 @@ struct Saved {
     red: RedAggregator,
     detector: LiveDetector,
     forecaster: LiveForecaster,
+    health: HealthTracker,
+    recommender: Recommender,
+    board: SavedBoard,
 }
 
 struct State {
     deriver: Deriver,
     detector: LiveDetector,
     forecaster: LiveForecaster,
+    health: HealthTracker,
+    recommender: Recommender,
 }
 
 /// The running pipeline; the store's [`Observer`].
@@ -60,6 +72,7 @@ pub struct Pipeline {
     store: Arc<Store>,
     metrics: AnalyzerMetrics,
     state: Mutex<State>,
+    board: Arc<Board>,
 }
 
 fn now_ns() -> i64 {
@@ -98,14 +111,19 @@ impl PipelineConfig {
             series = saved.detector.len(),
             "analysis pipeline: RED series, anomalies and forecasts"
         );
+        let board = Arc::new(Board::default());
+        board.restore(saved.board);
         let pipeline = Arc::new(Pipeline {
             config,
             store: Arc::clone(&store),
             metrics,
+            board,
             state: Mutex::new(State {
                 deriver: Deriver::new(saved.red),
                 detector: saved.detector,
                 forecaster: saved.forecaster,
+                health: saved.health,
+                recommender: saved.recommender,
             }),
         });
         store.set_observer(Arc::clone(&pipeline) as Arc<dyn Observer>);
@@ -116,6 +134,66 @@ impl PipelineConfig {
 impl Pipeline {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The published desired state (routing, recommendations, agents).
+    pub fn board(&self) -> Arc<Board> {
+        Arc::clone(&self.board)
+    }
+
+    /// Combines the probes into endpoint health, re-evaluates the recommendations at `now_ns`
+    /// and publishes them; stores the health transitions and the recommendations.
+    fn recommend(&self, state: &mut State, now: i64) -> Result<(), StoreError> {
+        let c = &self.config;
+        let transitions = state.health.evaluate(&c.health, now);
+        for (name, e) in state.health.endpoints() {
+            self.metrics
+                .probe_endpoint_healthy
+                .with_label_values(&[name, &e.region, e.service.as_deref().unwrap_or("*")])
+                .set(i64::from(e.healthy));
+        }
+        for t in &transitions {
+            let to = if t.healthy { "healthy" } else { "unhealthy" };
+            self.metrics
+                .probe_transitions
+                .with_label_values(&[&t.endpoint, to])
+                .inc();
+            tracing::warn!(endpoint = %t.endpoint, region = %t.region, healthy = t.healthy, reason = %t.reason, "endpoint health changed");
+        }
+        let changes = state.recommender.evaluate(&c.recommend, &state.health, now);
+        let retired = self
+            .board
+            .publish(state.recommender.desired(), &changes, now);
+        for r in &changes.made {
+            self.metrics
+                .recommendations
+                .with_label_values(&[r.kind.as_str()])
+                .inc();
+            tracing::info!(kind = r.kind.as_str(), region = %r.region, service = %r.service, target = %r.target, reason = %r.reason, "recommendation");
+        }
+        let (version, weights) = self.board.weights();
+        self.metrics.routing_version.set(version as i64);
+        for (service, regions) in &weights {
+            for (region, w) in regions {
+                self.metrics
+                    .routing_weight
+                    .with_label_values(&[service, region])
+                    .set(i64::from(*w));
+            }
+        }
+        if !transitions.is_empty() {
+            self.store
+                .insert_derived(Dataset::Health, vec![health::rows::batch(&transitions)?])?;
+        }
+        let mut rows = changes.made;
+        rows.extend(retired);
+        if !rows.is_empty() {
+            self.store.insert_derived(
+                Dataset::Recommendations,
+                vec![recommendation::batch(&rows)?],
+            )?;
+        }
+        Ok(())
     }
 
     /// Closes the intervals due at `now_ns`, stores their RED points and the anomalies among
@@ -133,7 +211,13 @@ impl Pipeline {
             if c.forecast.enabled {
                 state.forecaster.observe(&c.forecast, &points);
             }
+            state
+                .recommender
+                .observe_intervals(&c.recommend, &points, &anomalies);
             self.metrics.watched_series.set(state.detector.len() as i64);
+            if let Err(e) = self.recommend(&mut state, now_ns) {
+                tracing::error!(error = %e, "storing health transitions or recommendations failed");
+            }
             (points, anomalies, state.deriver.red.late)
         };
         self.metrics.red_late.set(late as i64);
@@ -199,6 +283,7 @@ impl Pipeline {
             let mut state = self.lock();
             for (job, fitted) in &done {
                 state.forecaster.fitted(job, fitted);
+                state.recommender.observe_forecasts(&fitted.forecasts);
                 let outcome = if fitted.used_model() {
                     "ok"
                 } else {
@@ -225,6 +310,9 @@ impl Pipeline {
                 red: &state.deriver.red,
                 detector: &state.detector,
                 forecaster: &state.forecaster,
+                health: &state.health,
+                recommender: &state.recommender,
+                board: self.board.saved(),
             };
             // Binary: the state holds NaN (missing values), which JSON cannot.
             bincode::serialize(&saved).map_err(StoreError::AnalysisState)?
@@ -294,6 +382,9 @@ struct SavedRef<'a> {
     red: &'a RedAggregator,
     detector: &'a LiveDetector,
     forecaster: &'a LiveForecaster,
+    health: &'a HealthTracker,
+    recommender: &'a Recommender,
+    board: SavedBoard,
 }
 
 fn state_key(store: &Store) -> object_store::path::Path {
@@ -306,6 +397,21 @@ impl Observer for Pipeline {
             self.lock()
                 .deriver
                 .observe(&self.config.derive, dataset, batches);
+        }
+        if dataset == Dataset::Metrics {
+            self.lock()
+                .recommender
+                .observe_metrics(&self.config.recommend, batches);
+        }
+        if dataset == Dataset::Probes {
+            let received = self.lock().health.observe(batches);
+            for (vantage, ok) in received.results {
+                let result = if ok { "ok" } else { "fail" };
+                self.metrics
+                    .probe_results
+                    .with_label_values(&[&vantage, result])
+                    .inc();
+            }
         }
     }
 }

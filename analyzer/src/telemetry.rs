@@ -108,11 +108,12 @@ impl AnalyzerMetrics {
             "meridian_analyzer_watched_series",
             "RED series and metrics watched by the detectors",
         )?;
-        let gauges = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(g.clone()))?;
-            Ok(g)
-        };
+        let gauges =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+                let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(g.clone()))?;
+                Ok(g)
+            };
         Ok(Self {
             probe_endpoint_healthy: gauges(
                 "meridian_probe_endpoint_healthy",

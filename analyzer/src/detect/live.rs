@@ -12,6 +12,7 @@ use super::peers;
 use super::robust::RobustDeviation;
 use super::{SeriesConfig, SeriesDetector};
 use crate::derive::{Metric, RedPoint, SeriesKey};
+use crate::recommend::signals::wilson_lower;
 
 /// Settings of live detection on the RED series (`[analyzer.detect]`), with the streaming
 /// detector's own settings in `series` (`[analyzer.detect.series]`, shared with `meridian detect`).
@@ -24,8 +25,17 @@ pub struct DetectConfig {
     pub metrics: Vec<Metric>,
     /// A point scoring at least this is an anomaly (a row in `anomalies`).
     pub min_score: f64,
-    /// An anomaly scoring at least this is `critical`; below, `warning`.
+    /// An anomaly scoring at least this is `critical`; below, `warning`...
     pub critical_score: f64,
+    /// ...once the series has scored that high in this many consecutive intervals (one
+    /// interval is never enough for `critical`).
+    pub critical_after: u32,
+    /// z of the Wilson bound a high error ratio must clear against the series' usual ratio
+    /// (judged by the counts, not the ratio); 0 turns the test off.
+    pub error_ratio_z: f64,
+    /// A request-rate change that at least this share of a route's regions share at once is
+    /// load, not a regional fault, and is not reported; 0 turns the rule off.
+    pub fleet_share: f64,
     /// Half-width of the expected band, in spreads.
     pub band_spreads: f64,
     /// Points the robust z (for changepoints and peers) is taken over.
@@ -58,6 +68,9 @@ impl Default for DetectConfig {
             ],
             min_score: 0.4,
             critical_score: 0.8,
+            critical_after: 2,
+            error_ratio_z: 3.7,
+            fleet_share: 0.6,
             band_spreads: 3.0,
             scale_window: 360,
             changepoint_hazard: 250.0,
@@ -109,6 +122,27 @@ fn judged(config: &DetectConfig, metric: Metric, point: &RedPoint) -> bool {
     }
 }
 
+/// Whether `a` is a request-rate change most of its route's regions share in its interval
+/// (moving the same way by at least 2 robust z): fleet-wide load, not a regional fault.
+fn fleet_wide(
+    config: &DetectConfig,
+    moves: &BTreeMap<(String, String, i64), Vec<(String, f64)>>,
+    a: &Anomaly,
+) -> bool {
+    if a.metric != Metric::RequestRate {
+        return false;
+    }
+    let Some(regions) = moves.get(&(a.key.service.clone(), a.key.route.clone(), a.start_ns)) else {
+        return false;
+    };
+    let up = a.value >= a.expected;
+    let along = regions
+        .iter()
+        .filter(|(_, z)| if up { *z >= 2.0 } else { *z <= -2.0 })
+        .count();
+    regions.len() >= 2 && along >= 2 && along as f64 >= config.fleet_share * regions.len() as f64
+}
+
 /// Standardised values kept per series (at least `peer_window`), to replay changepoints after
 /// a restart.
 const REPLAY: usize = 240;
@@ -125,6 +159,13 @@ struct Watched {
     /// Whether the newest value had enough requests to be judged.
     #[serde(default)]
     last_judged: bool,
+    /// Consecutive intervals beyond the band (or scoring critical).
+    hot: u32,
+    /// The strongest score of that run.
+    peak: f64,
+    /// Decayed sums of failed and all requests: the usual error ratio.
+    errors: f64,
+    requests: f64,
     /// Rebuilt from `zs` after a restart (BOCPD's state does not serialise).
     #[serde(skip)]
     changepoints: Option<Changepoints>,
@@ -155,6 +196,8 @@ impl LiveDetector {
     pub fn update(&mut self, config: &DetectConfig, points: &[RedPoint]) -> Vec<Anomaly> {
         let mut found = Vec::new();
         let mut touched = Vec::new();
+        // Robust z of the request rate per (service, route, interval), by region.
+        let mut rate_moves: BTreeMap<(String, String, i64), Vec<(String, f64)>> = BTreeMap::new();
         for point in points {
             for &metric in &config.metrics {
                 let value = metric.value(point);
@@ -168,6 +211,10 @@ impl LiveDetector {
                         zs: VecDeque::new(),
                         last: f64::NAN,
                         last_judged: false,
+                        hot: 0,
+                        peak: 0.0,
+                        errors: 0.0,
+                        requests: 0.0,
                         changepoints: None,
                     });
                 let time_s = point.start_ns as f64 / 1e9;
@@ -185,8 +232,45 @@ impl LiveDetector {
                 if watched.zs.len() > REPLAY.max(config.peer_window) {
                     watched.zs.pop_front();
                 }
+                // Error ratios are judged by their counts: the interval's errors must be
+                // significantly above the series' usual ratio, not merely a high ratio of few.
+                let significant = metric != Metric::ErrorRatio
+                    || config.error_ratio_z <= 0.0
+                    || wilson_lower(point.red.errors, point.red.count, config.error_ratio_z)
+                        > (watched.errors + 1.0) / (watched.requests + 2.0);
+                if metric == Metric::ErrorRatio {
+                    let decay = 1.0 - 1.0 / config.scale_window.max(1) as f64;
+                    watched.errors = watched.errors * decay + point.red.errors as f64;
+                    watched.requests = watched.requests * decay + point.red.count as f64;
+                }
+                // A run of intervals beyond the band (the detector's refractory period damps the
+                // scores after the first, the deviation stays): critical once it is long enough
+                // and its strongest score was critical.
+                let beyond = value.is_finite()
+                    && metric.worse(value, verdict.expected)
+                    && (value - verdict.expected).abs() > config.band_spreads * verdict.spread;
+                if judged && significant && (verdict.score >= config.critical_score || beyond) {
+                    watched.hot += 1;
+                    watched.peak = watched.peak.max(verdict.score);
+                } else {
+                    watched.hot = 0;
+                    watched.peak = 0.0;
+                }
+                let sustained = watched.hot >= config.critical_after.max(1)
+                    && watched.peak >= config.critical_score;
+                if metric == Metric::RequestRate && z.is_finite() {
+                    rate_moves
+                        .entry((
+                            point.key.service.clone(),
+                            point.key.route.clone(),
+                            point.start_ns,
+                        ))
+                        .or_default()
+                        .push((point.key.region.clone(), z));
+                }
                 let mut anomaly = |score: f64, expected: f64, spread: f64, detector| {
                     if judged
+                        && significant
                         && value.is_finite()
                         && score >= config.min_score
                         && metric.worse(value, expected)
@@ -200,11 +284,7 @@ impl LiveDetector {
                             expected,
                             lower: expected - config.band_spreads * spread,
                             upper: expected + config.band_spreads * spread,
-                            severity: if score >= config.critical_score {
-                                "critical"
-                            } else {
-                                "warning"
-                            },
+                            severity: if sustained { "critical" } else { "warning" },
                             detector,
                         });
                     }
@@ -234,6 +314,9 @@ impl LiveDetector {
                 }
                 touched.push((point.key.service.clone(), point.key.route.clone(), metric));
             }
+        }
+        if config.fleet_share > 0.0 {
+            found.retain(|a| !fleet_wide(config, &rate_moves, a));
         }
         if config.peer_threshold > 0.0 {
             touched.sort();
@@ -321,7 +404,9 @@ impl LiveDetector {
                     expected,
                     lower: lo,
                     upper: hi,
-                    severity: if score >= config.critical_score {
+                    severity: if score >= config.critical_score
+                        && watched.hot >= config.critical_after.max(1)
+                    {
                         "critical"
                     } else {
                         "warning"

@@ -124,7 +124,11 @@ impl HealthTracker {
                         reports: BTreeMap::new(),
                     });
                 let at_ns = cols.time.value(i);
-                if endpoint.reports.get(&vantage).is_some_and(|r| r.at_ns > at_ns) {
+                if endpoint
+                    .reports
+                    .get(&vantage)
+                    .is_some_and(|r| r.at_ns > at_ns)
+                {
                     continue;
                 }
                 let ok = cols.ok.value(i);
@@ -231,7 +235,11 @@ fn summary(fresh: &[(&String, &Report)]) -> String {
         let latency: Vec<f64> = fresh.iter().filter_map(|(_, r)| r.first_byte_ms).collect();
         let worst = latency.iter().copied().fold(f64::NAN, f64::max);
         return if worst.is_finite() {
-            format!("probes {}/{} passing, slowest {worst:.0} ms", fresh.len(), fresh.len())
+            format!(
+                "probes {}/{} passing, slowest {worst:.0} ms",
+                fresh.len(),
+                fresh.len()
+            )
         } else {
             format!("probes {}/{} passing", fresh.len(), fresh.len())
         };

@@ -60,13 +60,21 @@ fn one_partitioned_vantage_point_does_not_mark_an_endpoint_down() {
     report(
         &mut tracker,
         0,
-        &[("us-east-1", false), ("eu-west-1", true), ("ap-southeast-2", true)],
+        &[
+            ("us-east-1", false),
+            ("eu-west-1", true),
+            ("ap-southeast-2", true),
+        ],
     );
     assert!(tracker.evaluate(&config, S).is_empty());
     report(
         &mut tracker,
         10,
-        &[("us-east-1", false), ("eu-west-1", false), ("ap-southeast-2", false)],
+        &[
+            ("us-east-1", false),
+            ("eu-west-1", false),
+            ("ap-southeast-2", false),
+        ],
     );
     let changes = tracker.evaluate(&config, 11 * S);
     assert_eq!(changes.len(), 1);
@@ -115,7 +123,10 @@ fn silent_vantage_points_stop_counting_and_silence_keeps_the_last_verdict() {
     report(&mut tracker, 0, &[("a", false), ("b", false), ("c", true)]);
     assert!(tracker.evaluate(&config, S).is_empty(), "1/3 healthy");
     report(&mut tracker, 20, &[("a", false), ("b", false)]);
-    assert!(tracker.evaluate(&config, 25 * S).is_empty(), "c still counts at 25 s");
+    assert!(
+        tracker.evaluate(&config, 25 * S).is_empty(),
+        "c still counts at 25 s"
+    );
     report(&mut tracker, 31, &[("a", false), ("b", false)]);
     let changes = tracker.evaluate(&config, 31 * S);
     assert_eq!(changes.len(), 1, "c went silent for more than 30 s");

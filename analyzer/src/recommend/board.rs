@@ -246,7 +246,13 @@ impl Inner {
             .collect()
     }
 
-    fn push(&mut self, events: &broadcast::Sender<Event>, kind: &'static str, service: String, data: serde_json::Value) {
+    fn push(
+        &mut self,
+        events: &broadcast::Sender<Event>,
+        kind: &'static str,
+        service: String,
+        data: serde_json::Value,
+    ) {
         self.version += 1;
         let event = Event {
             version: self.version,
@@ -396,7 +402,12 @@ impl Board {
             v >= inner.version || inner.log.front().is_some_and(|e| e.version <= v + 1)
         });
         let replay = match since {
-            Some(v) if covered => inner.log.iter().filter(|e| e.version > v).cloned().collect(),
+            Some(v) if covered => inner
+                .log
+                .iter()
+                .filter(|e| e.version > v)
+                .cloned()
+                .collect(),
             _ => {
                 let mut first = vec![Event {
                     version: inner.version,

@@ -140,7 +140,11 @@ impl CapacityPlanner {
     pub fn observe_forecasts(&mut self, rows: &[Forecast]) {
         let mut fresh: BTreeMap<(String, String, String), Path> = BTreeMap::new();
         for f in rows.iter().filter(|f| f.metric == Metric::RequestRate) {
-            let key = (f.key.region.clone(), f.key.service.clone(), f.key.route.clone());
+            let key = (
+                f.key.region.clone(),
+                f.key.service.clone(),
+                f.key.route.clone(),
+            );
             let path = fresh.entry(key).or_default();
             path.made_at_ns = f.made_at_ns;
             path.points
@@ -229,7 +233,12 @@ impl CapacityPlanner {
             .get(&key)
             .or_else(|| self.gauges.get(&(region.to_owned(), "*".to_owned())))
             .map(|v| v.round().max(0.0) as u32)
-            .or_else(|| config.instances.get(&format!("{region}/{service}")).copied())
+            .or_else(|| {
+                config
+                    .instances
+                    .get(&format!("{region}/{service}"))
+                    .copied()
+            })
             .or_else(|| config.instances.get(region).copied())
     }
 
@@ -327,8 +336,10 @@ impl CapacityPlanner {
                 };
                 let needed = load + shifted_in.max(n_minus_one);
                 let per = (capacity * config.target_utilization).max(1e-9);
-                let recommended = ((needed / per).ceil() as u32)
-                    .clamp(config.min_instances, config.max_instances.max(config.min_instances));
+                let recommended = ((needed / per).ceil() as u32).clamp(
+                    config.min_instances,
+                    config.max_instances.max(config.min_instances),
+                );
                 plans.insert(
                     key.clone(),
                     Plan {
@@ -357,9 +368,7 @@ impl CapacityPlanner {
             ) else {
                 continue;
             };
-            let load = self
-                .load(config, region, service)
-                .map_or(*rate, |(l, _)| l);
+            let load = self.load(config, region, service).map_or(*rate, |(l, _)| l);
             let room = capacity * config.target_utilization * f64::from(n) - load;
             out.insert((service.clone(), region.clone()), room);
         }
@@ -374,9 +383,7 @@ impl CapacityPlanner {
         routing: &BTreeMap<String, BTreeMap<String, RegionRoute>>,
     ) -> super::routing::Changes {
         let mut changes = super::routing::Changes::default();
-        if !config.enabled
-            || now_ns - self.last_run_ns < config.evaluate_every.as_nanos() as i64
-        {
+        if !config.enabled || now_ns - self.last_run_ns < config.evaluate_every.as_nanos() as i64 {
             return changes;
         }
         self.last_run_ns = now_ns;
@@ -387,8 +394,14 @@ impl CapacityPlanner {
             while window.front().is_some_and(|(t, _)| now_ns - t > window_ns) {
                 window.pop_front();
             }
-            let stabilized = window.iter().map(|(_, n)| *n).max().unwrap_or(plan.recommended);
-            let full = window.front().is_some_and(|(t, _)| now_ns - t >= window_ns - 1);
+            let stabilized = window
+                .iter()
+                .map(|(_, n)| *n)
+                .max()
+                .unwrap_or(plan.recommended);
+            let full = window
+                .front()
+                .is_some_and(|(t, _)| now_ns - t >= window_ns - 1);
             let last = self.published.get(&key).map(|(n, _)| *n);
             let reference = plan.current.or(last);
             let tol = config.tolerance;

@@ -50,7 +50,10 @@ fn scale_out_at_once_scale_in_after_the_stabilization_window() {
     let routing = BTreeMap::new();
     let mut p = CapacityPlanner::default();
     p.observe_forecasts(&forecast("eu-west-1", 20.0));
-    assert!(p.evaluate(&c, 15 * S, &routing).made.is_empty(), "20 req/s needs the 4 running");
+    assert!(
+        p.evaluate(&c, 15 * S, &routing).made.is_empty(),
+        "20 req/s needs the 4 running"
+    );
     let mut p = CapacityPlanner::default();
     p.observe_forecasts(&forecast("eu-west-1", 30.0));
     let made = p.evaluate(&c, 15 * S, &routing).made;
@@ -59,11 +62,20 @@ fn scale_out_at_once_scale_in_after_the_stabilization_window() {
     assert_eq!(made[0].target["instances"], 6);
     assert_eq!(made[0].previous.as_ref().unwrap()["instances"], 4);
     assert!(!made[0].apply, "forecast-only by default");
-    assert!(made[0].reason.contains("forecast 30 req/s (95% upper) in 15m"), "{}", made[0].reason);
+    assert!(
+        made[0]
+            .reason
+            .contains("forecast 30 req/s (95% upper) in 15m"),
+        "{}",
+        made[0].reason
+    );
 
     p.observe_forecasts(&forecast("eu-west-1", 10.0));
     for t in (30..=300).step_by(15) {
-        assert!(p.evaluate(&c, t * S, &routing).made.is_empty(), "t={t}: 6 is still in the window");
+        assert!(
+            p.evaluate(&c, t * S, &routing).made.is_empty(),
+            "t={t}: 6 is still in the window"
+        );
     }
     let made = p.evaluate(&c, 330 * S, &routing);
     assert_eq!(made.made[0].kind, Kind::ScaleIn);
@@ -108,5 +120,9 @@ fn n_minus_one_and_shifted_traffic_are_planned_for() {
     let us = &plans[&("us-east-1".to_owned(), "api".to_owned())];
     assert_eq!(us.shifted_in, 15.0);
     let made = p.evaluate(&c, 15 * S, &routing).made;
-    assert_eq!(made.len(), 3, "no current counts: every region gets its target");
+    assert_eq!(
+        made.len(),
+        3,
+        "no current counts: every region gets its target"
+    );
 }

@@ -135,7 +135,10 @@ pub async fn run(
         let event = match event {
             Ok(e) => e,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(skipped = n, "recommendation delivery fell behind; the routing state stays level-triggered");
+                tracing::warn!(
+                    skipped = n,
+                    "recommendation delivery fell behind; the routing state stays level-triggered"
+                );
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
@@ -203,8 +206,12 @@ async fn webhook(
                     outcome = "ok";
                     break;
                 }
-                Ok(r) => tracing::warn!(url = %hook.url, status = %r.status(), attempt, "webhook refused an event"),
-                Err(e) => tracing::warn!(url = %hook.url, error = %e, attempt, "webhook unreachable"),
+                Ok(r) => {
+                    tracing::warn!(url = %hook.url, status = %r.status(), attempt, "webhook refused an event")
+                }
+                Err(e) => {
+                    tracing::warn!(url = %hook.url, error = %e, attempt, "webhook unreachable")
+                }
             }
             tokio::select! {
                 _ = stop.cancelled() => return,

@@ -40,7 +40,11 @@ pub fn router(board: Arc<Board>) -> Router {
 }
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (status, Json(serde_json::json!({ "error": message.to_string() }))).into_response()
+    (
+        status,
+        Json(serde_json::json!({ "error": message.to_string() })),
+    )
+        .into_response()
 }
 
 async fn routing(State(board): State<Arc<Board>>) -> Json<serde_json::Value> {
@@ -62,15 +66,16 @@ async fn set_override(
     State(board): State<Arc<Board>>,
     body: Result<Json<OverrideBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let Json(body) = match body {
-        Ok(b) => b,
-        Err(e) => {
-            return error(
+    let Json(body) =
+        match body {
+            Ok(b) => b,
+            Err(e) => return error(
                 StatusCode::BAD_REQUEST,
-                format!("{e} (expected {{\"service\", \"region\", \"weight\": 0..255, \"reason\"}})"),
-            )
-        }
-    };
+                format!(
+                    "{e} (expected {{\"service\", \"region\", \"weight\": 0..255, \"reason\"}})"
+                ),
+            ),
+        };
     let o = Override {
         service: body.service,
         region: body.region,

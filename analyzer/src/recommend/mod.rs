@@ -89,7 +89,10 @@ impl Recommender {
         for (_, e) in health.endpoints() {
             everywhere.insert(e.region.clone());
             let service = e.service.clone().unwrap_or_else(|| ALL_SERVICES.to_owned());
-            services.entry(service).or_default().insert(e.region.clone());
+            services
+                .entry(service)
+                .or_default()
+                .insert(e.region.clone());
         }
         if let Some(all) = services.get_mut(ALL_SERVICES) {
             all.extend(everywhere);

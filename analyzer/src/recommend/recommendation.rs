@@ -112,10 +112,7 @@ pub fn batch(recs: &[Recommendation]) -> Result<RecordBatch, ArrowError> {
         expires.append_option(r.expires_at_ns);
     }
     let mut columns: Vec<ArrayRef> = vec![Arc::new(time.finish())];
-    columns.extend(
-        text.iter_mut()
-            .map(|b| Arc::new(b.finish()) as ArrayRef),
-    );
+    columns.extend(text.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
     columns.push(Arc::new(expires.finish()));
     RecordBatch::try_new(crate::schema::recommendations(), columns)
 }

@@ -29,7 +29,8 @@ use super::signals::{Condition, Finding};
 pub struct RoutingConfig {
     /// Recommend routing changes.
     pub enabled: bool,
-    /// Consecutive RED intervals an anomaly (or dead traffic) must last to count.
+    /// Consecutive bad RED intervals (significant errors, high p99, or dead traffic) before a
+    /// region fails over (with a critical anomaly among them) or is degraded (without).
     pub sustained_intervals: u32,
     /// Most regions of a service at weight 0 at once.
     pub max_drained: usize,
@@ -55,6 +56,8 @@ pub struct RoutingConfig {
     pub dead_traffic_ratio: f64,
     /// Usual rate (req/s) below which dead traffic is not judged (too little to tell).
     pub min_baseline_rate: f64,
+    /// An interval whose p99 is this many times the usual one is bad.
+    pub latency_factor: f64,
 }
 
 impl Default for RoutingConfig {
@@ -72,6 +75,7 @@ impl Default for RoutingConfig {
             weights: BTreeMap::new(),
             dead_traffic_ratio: 0.05,
             min_baseline_rate: 1.0,
+            latency_factor: 2.0,
         }
     }
 }
@@ -324,9 +328,13 @@ fn step(
                 None
             }
         }
-        (Condition::Degraded(f), Phase::Normal) => {
-            Some((Phase::Degraded, 0, Kind::Shift, f.reason.clone(), evidence(f)))
-        }
+        (Condition::Degraded(f), Phase::Normal) => Some((
+            Phase::Degraded,
+            0,
+            Kind::Shift,
+            f.reason.clone(),
+            evidence(f),
+        )),
         (Condition::Degraded(f), Phase::FailingBack) => Some(if may_drain {
             (
                 Phase::Drained,
@@ -336,7 +344,13 @@ fn step(
                 evidence(f),
             )
         } else {
-            (Phase::Degraded, 0, Kind::Shift, f.reason.clone(), evidence(f))
+            (
+                Phase::Degraded,
+                0,
+                Kind::Shift,
+                f.reason.clone(),
+                evidence(f),
+            )
         }),
         (Condition::Failed(_) | Condition::Degraded(_), Phase::Drained)
         | (Condition::Degraded(_), Phase::Degraded) => {
@@ -443,7 +457,11 @@ fn assign_weights(
             Phase::Drained => 0,
             Phase::FailingBack => share(
                 route.normal,
-                config.failback_steps.get(route.step).copied().unwrap_or(1.0),
+                config
+                    .failback_steps
+                    .get(route.step)
+                    .copied()
+                    .unwrap_or(1.0),
             ),
         };
         shed += f64::from(route.normal.saturating_sub(route.weight));

@@ -59,18 +59,30 @@ fn failover_then_stepped_failback() {
     let c = config();
     let none = BTreeMap::new();
     let mut e = RoutingEngine::default();
-    assert!(e.evaluate(&c, 0, &world(Condition::Good, Condition::Good), &none).made.is_empty());
+    assert!(e
+        .evaluate(&c, 0, &world(Condition::Good, Condition::Good), &none)
+        .made
+        .is_empty());
     assert_eq!(weights_of(&e), vec![100, 100, 100]);
 
-    let made = e.evaluate(&c, S, &world(failed(true), Condition::Good), &none).made;
+    let made = e
+        .evaluate(&c, S, &world(failed(true), Condition::Good), &none)
+        .made;
     assert_eq!(made.len(), 1);
     assert_eq!(made[0].kind, Kind::Failover);
     assert_eq!(made[0].region, "eu-west-1");
     assert_eq!(made[0].state, State::Active);
     assert!(made[0].reason.contains("probes 3/3 failing"));
-    assert_eq!(weights_of(&e), vec![150, 0, 150], "its share goes to the others");
+    assert_eq!(
+        weights_of(&e),
+        vec![150, 0, 150],
+        "its share goes to the others"
+    );
     assert_eq!(made[0].target["weights"]["eu-west-1"], 0);
-    assert_eq!(made[0].previous.as_ref().unwrap()["weights"]["eu-west-1"], 100);
+    assert_eq!(
+        made[0].previous.as_ref().unwrap()["weights"]["eu-west-1"],
+        100
+    );
 
     let good = world(Condition::Good, Condition::Good);
     for t in [2, 60, 200, 300] {
@@ -81,7 +93,10 @@ fn failover_then_stepped_failback() {
     assert_eq!(step1.made[0].kind, Kind::Failback);
     assert_eq!(step1.retired.len(), 1, "the failover is superseded");
     assert_eq!(weights_of(&e)[1], 10);
-    assert!(e.evaluate(&c, 361 * S, &good, &none).made.is_empty(), "held 60 s");
+    assert!(
+        e.evaluate(&c, 361 * S, &good, &none).made.is_empty(),
+        "held 60 s"
+    );
     e.evaluate(&c, 362 * S, &good, &none);
     assert_eq!(weights_of(&e)[1], 50);
     let last = e.evaluate(&c, 422 * S, &good, &none).made;
@@ -102,12 +117,17 @@ fn a_region_that_degrades_during_failback_goes_back_to_zero_at_once() {
     e.evaluate(&c, S, &good, &none);
     e.evaluate(&c, 301 * S, &good, &none);
     assert_eq!(weights_of(&e)[1], 10);
-    let made = e.evaluate(&c, 302 * S, &world(degraded(), Condition::Good), &none).made;
+    let made = e
+        .evaluate(&c, 302 * S, &world(degraded(), Condition::Good), &none)
+        .made;
     assert_eq!(made[0].kind, Kind::Failover);
     assert!(made[0].reason.contains("during failback"));
     assert_eq!(weights_of(&e)[1], 0);
     e.evaluate(&c, 303 * S, &good, &none);
-    assert!(e.evaluate(&c, 500 * S, &good, &none).made.is_empty(), "good for 197 s only");
+    assert!(
+        e.evaluate(&c, 500 * S, &good, &none).made.is_empty(),
+        "good for 197 s only"
+    );
 }
 
 /// Scenario: every region fails at once, with and without one already drained.
@@ -117,11 +137,16 @@ fn when_every_region_fails_the_engine_fails_open() {
     let c = config();
     let none = BTreeMap::new();
     let mut e = RoutingEngine::default();
-    assert!(e.evaluate(&c, 0, &world(failed(true), failed(true)), &none).made.is_empty());
+    assert!(e
+        .evaluate(&c, 0, &world(failed(true), failed(true)), &none)
+        .made
+        .is_empty());
     assert_eq!(weights_of(&e), vec![100, 100, 100]);
     e.evaluate(&c, S, &world(failed(true), Condition::Good), &none);
     assert_eq!(weights_of(&e)[1], 0);
-    let made = e.evaluate(&c, 2 * S, &world(failed(true), failed(true)), &none).made;
+    let made = e
+        .evaluate(&c, 2 * S, &world(failed(true), failed(true)), &none)
+        .made;
     assert_eq!(weights_of(&e), vec![100, 100, 100]);
     assert!(made[0].reason.contains("failing open"));
 }
@@ -140,7 +165,11 @@ fn max_drained_turns_a_second_failover_into_a_partial_shift() {
     let kinds: Vec<Kind> = made.iter().map(|r| r.kind).collect();
     assert_eq!(kinds, vec![Kind::Failover, Kind::Shift]);
     assert!(made[1].reason.contains("max_drained"));
-    assert_eq!(weights_of(&e), vec![250, 0, 50], "ap-southeast-2 takes what both shed");
+    assert_eq!(
+        weights_of(&e),
+        vec![250, 0, 50],
+        "ap-southeast-2 takes what both shed"
+    );
 }
 
 /// Scenario: anomalies (not probes) in two of three regions at once; then the same by probes.
@@ -155,7 +184,12 @@ fn fleet_wide_anomalies_do_not_move_traffic_but_probes_do() {
         .insert("us-east-1".into(), degraded());
     assert!(e.evaluate(&c, 0, &w, &BTreeMap::new()).made.is_empty());
     assert_eq!(weights_of(&e), vec![100, 100, 100]);
-    let made = e.evaluate(&c, S, &world(failed(true), Condition::Good), &BTreeMap::new());
+    let made = e.evaluate(
+        &c,
+        S,
+        &world(failed(true), Condition::Good),
+        &BTreeMap::new(),
+    );
     assert_eq!(made.made.len(), 1);
 }
 
@@ -166,13 +200,18 @@ fn dwell_delays_raising_a_weight_not_lowering_it() {
     let c = config();
     let none = BTreeMap::new();
     let mut e = RoutingEngine::default();
-    let made = e.evaluate(&c, 0, &world(degraded(), Condition::Good), &none).made;
+    let made = e
+        .evaluate(&c, 0, &world(degraded(), Condition::Good), &none)
+        .made;
     assert_eq!(made[0].kind, Kind::Shift);
     assert_eq!(weights_of(&e), vec![125, 50, 125]);
     let good = world(Condition::Good, Condition::Good);
     assert!(e.evaluate(&c, 10 * S, &good, &none).made.is_empty());
     assert!(e.evaluate(&c, 29 * S, &good, &none).made.is_empty());
-    assert_eq!(e.evaluate(&c, 30 * S, &good, &none).made[0].kind, Kind::Failback);
+    assert_eq!(
+        e.evaluate(&c, 30 * S, &good, &none).made[0].kind,
+        Kind::Failback
+    );
     assert_eq!(weights_of(&e), vec![100, 100, 100]);
 }
 
