@@ -44,6 +44,7 @@ pub async fn print_loop(
         refresh, started, ..
     } = timing;
     let mut anomalies_after = unix_ns(SystemTime::now());
+    let mut recommendations_after = anomalies_after;
     let window = refresh.as_secs().max(5) * 2;
     let sql = live_query(window);
     loop {
@@ -90,6 +91,10 @@ pub async fn print_loop(
         match print_anomalies(&engine, &timing, anomalies_after).await {
             Ok(newest) => anomalies_after = anomalies_after.max(newest),
             Err(e) => tracing::warn!(error = %e, "anomalies query failed"),
+        }
+        match print_recommendations(&engine, &timing, recommendations_after).await {
+            Ok(newest) => recommendations_after = recommendations_after.max(newest),
+            Err(e) => tracing::warn!(error = %e, "recommendations query failed"),
         }
         println!();
     }
@@ -164,4 +169,43 @@ fn or_nan(column: &arrow::array::Float64Array, i: usize) -> f64 {
     } else {
         column.value(i)
     }
+}
+
+/// The SQL behind the recommendation lines: recommendations made after `after_ns`, in order.
+pub fn recommendations_query(after_ns: i64) -> String {
+    format!(
+        "SELECT CAST(time AS BIGINT) AS t, kind, region, service_name, target, reason, state \
+         FROM recommendations WHERE CAST(time AS BIGINT) > {after_ns} \
+           AND state IN ('active', 'resolved') ORDER BY time"
+    )
+}
+
+/// Prints the recommendations made since `after_ns`; returns the newest time printed.
+async fn print_recommendations(
+    engine: &QueryEngine,
+    timing: &Timing,
+    after_ns: i64,
+) -> Result<i64, meridian_analyzer::QueryError> {
+    let result = engine.query(&recommendations_query(after_ns)).await?;
+    let onset = unix_ns(timing.onset);
+    let mut newest = after_ns;
+    for batch in &result.batches {
+        let t = batch.column(0).as_primitive::<Int64Type>();
+        let text = |i: usize| batch.column(i).as_string::<i32>();
+        let (kind, region, service, target, reason) = (text(1), text(2), text(3), text(4), text(5));
+        for i in 0..batch.num_rows() {
+            newest = newest.max(t.value(i));
+            let since = (t.value(i) - onset) as f64 / 1e9;
+            println!(
+                "  ➜ {} {} {}: {} — {} ({:+.0}s from the incident's onset)",
+                kind.value(i),
+                region.value(i),
+                service.value(i),
+                target.value(i),
+                reason.value(i),
+                since,
+            );
+        }
+    }
+    Ok(newest)
 }

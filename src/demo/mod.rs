@@ -34,6 +34,9 @@ pub struct DemoArgs {
     /// When the incident starts.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2m")]
     pub incident_after: Duration,
+    /// Run healthy traffic only, with no incident (for counting false recommendations).
+    #[arg(long)]
+    pub no_incident: bool,
     /// How long the incident lasts.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "90s")]
     pub incident_for: Duration,
@@ -101,11 +104,19 @@ pub async fn run(config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
         collectors.push(collector);
     }
     let sql_url = format!("http://{}/api/v1/sql", loopback(analyzer.http_addr));
+    if args.no_incident {
+        println!("\nMeridian demo: 3 regions, healthy traffic, no incident.");
+    } else {
+        println!(
+            "\nMeridian demo: 3 regions, incident in {} at +{}s for {}s.",
+            args.incident_region,
+            args.incident_after.as_secs(),
+            args.incident_for.as_secs()
+        );
+    }
     println!(
-        "\nMeridian demo: 3 regions, incident in {} at +{}s for {}s.",
-        args.incident_region,
-        args.incident_after.as_secs(),
-        args.incident_for.as_secs()
+        "Routing the analyzer recommends: curl -s http://{}/api/v1/routing",
+        loopback(analyzer.http_addr)
     );
     println!("Query it yourself while it runs:");
     println!("  curl -s {sql_url} -H 'content-type: application/json' \\");
@@ -215,8 +226,9 @@ async fn drive_load(
             _ = stop.cancelled() => break,
         }
         let elapsed = started.elapsed();
-        let in_incident =
-            elapsed >= args.incident_after && elapsed < args.incident_after + args.incident_for;
+        let in_incident = !args.no_incident
+            && elapsed >= args.incident_after
+            && elapsed < args.incident_after + args.incident_for;
         for (i, (region, gateway)) in gateways.iter().enumerate() {
             let condition = if in_incident && *region == args.incident_region {
                 Condition {

@@ -66,16 +66,17 @@ async fn set_override(
     State(board): State<Arc<Board>>,
     body: Result<Json<OverrideBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let Json(body) =
-        match body {
-            Ok(b) => b,
-            Err(e) => return error(
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "{e} (expected {{\"service\", \"region\", \"weight\": 0..255, \"reason\"}})"
                 ),
-            ),
-        };
+            )
+        }
+    };
     let o = Override {
         service: body.service,
         region: body.region,
