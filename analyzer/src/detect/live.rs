@@ -122,13 +122,12 @@ fn judged(config: &DetectConfig, metric: Metric, point: &RedPoint) -> bool {
     }
 }
 
+/// Robust z of the request rate per (service, route, interval start), by region.
+type RateMoves = BTreeMap<(String, String, i64), Vec<(String, f64)>>;
+
 /// Whether `a` is a request-rate change most of its route's regions share in its interval
 /// (moving the same way by at least 2 robust z): fleet-wide load, not a regional fault.
-fn fleet_wide(
-    config: &DetectConfig,
-    moves: &BTreeMap<(String, String, i64), Vec<(String, f64)>>,
-    a: &Anomaly,
-) -> bool {
+fn fleet_wide(config: &DetectConfig, moves: &RateMoves, a: &Anomaly) -> bool {
     if a.metric != Metric::RequestRate {
         return false;
     }
@@ -197,7 +196,7 @@ impl LiveDetector {
         let mut found = Vec::new();
         let mut touched = Vec::new();
         // Robust z of the request rate per (service, route, interval), by region.
-        let mut rate_moves: BTreeMap<(String, String, i64), Vec<(String, f64)>> = BTreeMap::new();
+        let mut rate_moves = RateMoves::new();
         for point in points {
             for &metric in &config.metrics {
                 let value = metric.value(point);

@@ -333,7 +333,7 @@ impl Board {
     /// The active recommendations, newest first.
     pub fn active(&self) -> Vec<Recommendation> {
         let mut recs: Vec<Recommendation> = self.read().active.values().cloned().collect();
-        recs.sort_by(|a, b| b.time_ns.cmp(&a.time_ns));
+        recs.sort_by_key(|r| std::cmp::Reverse(r.time_ns));
         recs
     }
 
