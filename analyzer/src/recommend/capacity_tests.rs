@@ -126,3 +126,25 @@ fn n_minus_one_and_shifted_traffic_are_planned_for() {
         "no current counts: every region gets its target"
     );
 }
+
+/// Scenario: load ramps linearly from 10 to 40 req/s over an hour; every minute a forecast
+/// whose 95% upper bound at 15 minutes is the true load then (+10%); 4 instances of 5 req/s
+/// usable each (20 req/s).
+/// Guarantees: the scale-out comes at least the 15-minute lead time before the load exceeds
+/// the running capacity.
+#[test]
+fn on_a_ramp_scale_out_comes_a_lead_time_before_the_load_exceeds_capacity() {
+    let c = config();
+    let load = |t: i64| 10.0 + 30.0 * t as f64 / 3600.0;
+    let mut p = CapacityPlanner::default();
+    let mut recommended_at = None;
+    for t in (0..3600).step_by(60) {
+        p.observe_forecasts(&forecast("eu-west-1", load(t + 900) * 1.1));
+        if !p.evaluate(&c, t * S, &BTreeMap::new()).made.is_empty() && recommended_at.is_none() {
+            recommended_at = Some(t);
+        }
+    }
+    let exceeds = (0..3600).find(|t| load(*t) > 20.0).unwrap();
+    let lead = exceeds - recommended_at.unwrap();
+    assert!(lead >= 900, "scale-out {lead} s before the load exceeded capacity");
+}
