@@ -167,7 +167,17 @@ async fn grafana_datasource_replay() {
     let names: Vec<_> = rows.iter().map(|r| r[0].clone().unwrap()).collect();
     assert_eq!(
         names,
-        ["anomalies", "forecasts", "logs", "metrics", "red", "spans"],
+        [
+            "anomalies",
+            "forecasts",
+            "health",
+            "logs",
+            "metrics",
+            "probes",
+            "recommendations",
+            "red",
+            "spans"
+        ],
         "tables on the search path, unqualified"
     );
     let (_, rows) = c.rows(
@@ -176,7 +186,7 @@ async fn grafana_datasource_replay() {
       WHERE quote_ident(table_schema) = 'public'
       ORDER BY 1",
     );
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 9);
     let columns_query = format!(
         "SELECT quote_ident(column_name) AS \"column\", data_type AS \"type\"
     FROM information_schema.columns

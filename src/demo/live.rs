@@ -28,8 +28,8 @@ pub struct Timing {
     pub refresh: Duration,
     /// When the live traffic started.
     pub started: Instant,
-    /// When the scripted incident starts.
-    pub onset: SystemTime,
+    /// When the scripted incident starts (`None`: no incident).
+    pub onset: Option<SystemTime>,
     /// The RED interval.
     pub interval: Duration,
 }
@@ -123,7 +123,7 @@ async fn print_anomalies(
 ) -> Result<i64, meridian_analyzer::QueryError> {
     let result = engine.query(&anomalies_query(after_ns)).await?;
     let step = timing.interval.as_nanos().max(1) as i64;
-    let onset_interval = unix_ns(timing.onset).div_euclid(step) * step;
+    let onset_interval = timing.onset.map(|o| unix_ns(o).div_euclid(step) * step);
     let started_ns = unix_ns(SystemTime::now()) - timing.started.elapsed().as_nanos() as i64;
     let mut newest = after_ns;
     for batch in &result.batches {
@@ -136,8 +136,8 @@ async fn print_anomalies(
         let (value, expected, score) = (number(5), number(6), number(7));
         for i in 0..batch.num_rows() {
             newest = newest.max(d.value(i));
-            let since_onset = (t.value(i) - onset_interval).div_euclid(step);
-            let when = if since_onset >= 0 {
+            let since_onset = onset_interval.map(|o| (t.value(i) - o).div_euclid(step));
+            let when = if let Some(since_onset) = since_onset.filter(|s| *s >= 0) {
                 format!("interval {} after the incident's onset", since_onset)
             } else {
                 format!(
@@ -187,7 +187,8 @@ async fn print_recommendations(
     after_ns: i64,
 ) -> Result<i64, meridian_analyzer::QueryError> {
     let result = engine.query(&recommendations_query(after_ns)).await?;
-    let onset = unix_ns(timing.onset);
+    let onset = timing.onset.map(unix_ns);
+    let started_ns = unix_ns(SystemTime::now()) - timing.started.elapsed().as_nanos() as i64;
     let mut newest = after_ns;
     for batch in &result.batches {
         let t = batch.column(0).as_primitive::<Int64Type>();
@@ -195,15 +196,20 @@ async fn print_recommendations(
         let (kind, region, service, target, reason) = (text(1), text(2), text(3), text(4), text(5));
         for i in 0..batch.num_rows() {
             newest = newest.max(t.value(i));
-            let since = (t.value(i) - onset) as f64 / 1e9;
+            let when = match onset {
+                Some(o) => format!(
+                    "{:+.0}s from the incident's onset",
+                    (t.value(i) - o) as f64 / 1e9
+                ),
+                None => format!("at t+{}s", (t.value(i) - started_ns) / 1_000_000_000),
+            };
             println!(
-                "  ➜ {} {} {}: {} — {} ({:+.0}s from the incident's onset)",
+                "  ➜ {} {} {}: {} — {} ({when})",
                 kind.value(i),
                 region.value(i),
                 service.value(i),
                 target.value(i),
                 reason.value(i),
-                since,
             );
         }
     }

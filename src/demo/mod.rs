@@ -142,7 +142,7 @@ pub async fn run(config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     let started = Instant::now();
-    let onset = std::time::SystemTime::now() + args.incident_after;
+    let onset = (!args.no_incident).then(|| std::time::SystemTime::now() + args.incident_after);
     let stop = tokio_util::sync::CancellationToken::new();
     let load = tokio::spawn(drive_load(
         gateways,

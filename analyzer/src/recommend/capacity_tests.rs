@@ -146,5 +146,8 @@ fn on_a_ramp_scale_out_comes_a_lead_time_before_the_load_exceeds_capacity() {
     }
     let exceeds = (0..3600).find(|t| load(*t) > 20.0).unwrap();
     let lead = exceeds - recommended_at.unwrap();
-    assert!(lead >= 900, "scale-out {lead} s before the load exceeded capacity");
+    assert!(
+        lead >= 900,
+        "scale-out {lead} s before the load exceeded capacity"
+    );
 }

@@ -225,3 +225,101 @@ async fn webhook(
             .inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use axum::http::HeaderMap;
+    use axum::routing::post;
+    use prometheus::Registry;
+
+    use super::*;
+    use crate::recommend::routing::{Changes, Phase, RegionRoute};
+
+    /// Scenario: a webhook receiver on 127.0.0.1 that refuses the first delivery with 503; the
+    /// board publishes a routing change; an SSE-style subscriber resumes from version 0.
+    /// Guarantees: the event is retried until accepted, its signature is the HMAC-SHA256 of the
+    /// exact body under the secret, and a subscriber resuming from a version gets what it missed.
+    #[tokio::test]
+    async fn webhooks_are_signed_and_retried_and_subscribers_resume() {
+        let (tx, mut rx) = mpsc::channel::<(String, Vec<u8>)>(8);
+        let refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let app = axum::Router::new().route(
+            "/hook",
+            post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let (tx, refused) = (tx.clone(), Arc::clone(&refused));
+                async move {
+                    if !refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    let sig = headers[SIGNATURE_HEADER].to_str().unwrap().to_owned();
+                    tx.send((sig, body.to_vec())).await.unwrap();
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        let board = Arc::new(Board::default());
+        let config = DeliveryConfig {
+            kafka_topic: String::new(),
+            webhooks: vec![WebhookConfig {
+                url: format!("http://{addr}/hook"),
+                secret: "s3cret".into(),
+                max_attempts: 5,
+                timeout: Duration::from_secs(2),
+            }],
+        };
+        let metrics = AnalyzerMetrics::new(&Registry::new()).unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(Arc::clone(&board), config, None, metrics, stop.clone()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let route = |weight| RegionRoute {
+            phase: if weight == 0 {
+                Phase::Drained
+            } else {
+                Phase::Normal
+            },
+            step: 0,
+            weight,
+            normal: 100,
+            since_ns: 0,
+            good_since_ns: None,
+            reason: String::new(),
+            recommendation: None,
+        };
+        let desired = BTreeMap::from([(
+            "*".to_owned(),
+            BTreeMap::from([
+                ("eu-west-1".to_owned(), route(0)),
+                ("us-east-1".to_owned(), route(200)),
+            ]),
+        )]);
+        board.publish(&desired, &Changes::default(), 1);
+
+        let (sig, body) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(sig, signature("s3cret", &body));
+        let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(event["type"], "routing");
+        assert_eq!(
+            event["data"]["services"]["*"]["regions"]["eu-west-1"]["weight"],
+            0
+        );
+
+        let (missed, _) = board.subscribe(Some(0));
+        assert_eq!(
+            missed.len(),
+            1,
+            "resuming from version 0 replays the change"
+        );
+        assert_eq!(missed[0].version, board.version());
+        stop.cancel();
+        task.await.unwrap();
+    }
+}
