@@ -60,7 +60,18 @@ const FLEET: [(&str, Transport); 3] = [
 ];
 
 /// Runs the demo until `--duration` passes or Ctrl-C.
-pub async fn run(config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
+pub async fn run(mut config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
+    let capacity = &mut config.analyzer.pipeline.recommend.capacity;
+    // The simulated fleet has no autoscaler exporting its instance count: unless configured,
+    // each region runs 3 instances of 25 req/s, so capacity recommendations have a baseline.
+    if capacity.instances.is_empty() && capacity.instances_metric.is_empty() {
+        for (region, _) in FLEET {
+            capacity.instances.insert(region.to_owned(), 3);
+        }
+        if capacity.capacity_per_instance == 0.0 {
+            capacity.capacity_per_instance = 25.0;
+        }
+    }
     let registry = Registry::new();
     let data_dir = config.data_dir();
     let analyzer = config.analyzer.build(&data_dir, &registry).await?;
