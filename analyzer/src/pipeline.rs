@@ -142,8 +142,13 @@ impl Pipeline {
     }
 
     /// Combines the probes into endpoint health, re-evaluates the recommendations at `now_ns`
-    /// and publishes them; stores the health transitions and the recommendations.
-    fn recommend(&self, state: &mut State, now: i64) -> Result<(), StoreError> {
+    /// and publishes them; returns the health transitions and recommendation rows to store
+    /// (stored by the caller once the state is unlocked, so ingest is not held up).
+    fn recommend(
+        &self,
+        state: &mut State,
+        now: i64,
+    ) -> (Vec<health::Transition>, Vec<recommendation::Recommendation>) {
         let c = &self.config;
         let transitions = state.health.evaluate(&c.health, now);
         for (name, e) in state.health.endpoints() {
@@ -181,17 +186,24 @@ impl Pipeline {
                     .set(i64::from(*w));
             }
         }
-        if !transitions.is_empty() {
-            self.store
-                .insert_derived(Dataset::Health, vec![health::rows::batch(&transitions)?])?;
-        }
         let mut rows = changes.made;
         rows.extend(retired);
+        (transitions, rows)
+    }
+
+    /// Stores health transitions and recommendation rows.
+    fn store_recommendations(
+        &self,
+        transitions: &[health::Transition],
+        rows: &[recommendation::Recommendation],
+    ) -> Result<(), StoreError> {
+        if !transitions.is_empty() {
+            self.store
+                .insert_derived(Dataset::Health, vec![health::rows::batch(transitions)?])?;
+        }
         if !rows.is_empty() {
-            self.store.insert_derived(
-                Dataset::Recommendations,
-                vec![recommendation::batch(&rows)?],
-            )?;
+            self.store
+                .insert_derived(Dataset::Recommendations, vec![recommendation::batch(rows)?])?;
         }
         Ok(())
     }
@@ -200,7 +212,7 @@ impl Pipeline {
     /// them; returns how many points were closed.
     pub fn tick(&self, now_ns: i64) -> Result<usize, StoreError> {
         let c = &self.config;
-        let (points, anomalies, late) = {
+        let (points, anomalies, late, (transitions, recommendations)) = {
             let mut state = self.lock();
             let points = state.deriver.close(&c.derive, now_ns);
             let anomalies = if c.detect.enabled {
@@ -215,11 +227,12 @@ impl Pipeline {
                 .recommender
                 .observe_intervals(&c.recommend, &points, &anomalies);
             self.metrics.watched_series.set(state.detector.len() as i64);
-            if let Err(e) = self.recommend(&mut state, now_ns) {
-                tracing::error!(error = %e, "storing health transitions or recommendations failed");
-            }
-            (points, anomalies, state.deriver.red.late)
+            let recommended = self.recommend(&mut state, now_ns);
+            (points, anomalies, state.deriver.red.late, recommended)
         };
+        if let Err(e) = self.store_recommendations(&transitions, &recommendations) {
+            tracing::error!(error = %e, "storing health transitions or recommendations failed");
+        }
         self.metrics.red_late.set(late as i64);
         if points.is_empty() {
             return Ok(0);
@@ -393,15 +406,20 @@ fn state_key(store: &Store) -> object_store::path::Path {
 
 impl Observer for Pipeline {
     fn observe(&self, dataset: Dataset, batches: &[RecordBatch]) {
-        if self.config.derive.enabled && matches!(dataset, Dataset::Spans | Dataset::Metrics) {
-            self.lock()
-                .deriver
-                .observe(&self.config.derive, dataset, batches);
-        }
-        if dataset == Dataset::Metrics {
-            self.lock()
-                .recommender
-                .observe_metrics(&self.config.recommend, batches);
+        let derive =
+            self.config.derive.enabled && matches!(dataset, Dataset::Spans | Dataset::Metrics);
+        let gauge = dataset == Dataset::Metrics
+            && !self.config.recommend.capacity.instances_metric.is_empty();
+        if derive || gauge {
+            let mut state = self.lock();
+            if derive {
+                state.deriver.observe(&self.config.derive, dataset, batches);
+            }
+            if gauge {
+                state
+                    .recommender
+                    .observe_metrics(&self.config.recommend, batches);
+            }
         }
         if dataset == Dataset::Probes {
             let received = self.lock().health.observe(batches);

@@ -249,27 +249,26 @@ impl CapacityPlanner {
         self.learned.get(key).copied().filter(|c| *c > 0.0)
     }
 
-    /// Forecast load (95% upper) of `region`/`service` at the lead time, and the horizon used.
-    fn load(&self, config: &CapacityConfig, region: &str, service: &str) -> Option<(f64, i64)> {
+    /// Forecast load (95% upper, summed over routes) of every (region, service) at the lead
+    /// time, with the horizon used, in one pass over the forecasts.
+    fn loads(&self, config: &CapacityConfig) -> BTreeMap<Key, (f64, i64)> {
         let lead = config.provisioning_lead_time.as_secs() as i64;
-        let mut total = None::<(f64, i64)>;
-        for ((r, s, _), path) in &self.forecasts {
-            if r != region || s != service {
-                continue;
-            }
+        let mut totals: BTreeMap<Key, (f64, i64)> = BTreeMap::new();
+        for ((region, service, _), path) in &self.forecasts {
             let point = path
                 .points
                 .iter()
                 .find(|p| p.0 >= lead)
                 .or(path.points.last());
             if let Some((h, f, hi)) = point {
-                let v = hi.unwrap_or(*f).max(0.0);
-                let t = total.get_or_insert((0.0, *h));
-                t.0 += v;
+                let t = totals
+                    .entry((region.clone(), service.clone()))
+                    .or_insert((0.0, *h));
+                t.0 += hi.unwrap_or(*f).max(0.0);
                 t.1 = t.1.max(*h);
             }
         }
-        total
+        totals
     }
 
     /// Plans every (region, service) that has a forecast, given the desired `routing`.
@@ -279,13 +278,8 @@ impl CapacityPlanner {
         routing: &BTreeMap<String, BTreeMap<String, RegionRoute>>,
     ) -> BTreeMap<Key, Plan> {
         let mut loads: BTreeMap<String, BTreeMap<String, (f64, i64)>> = BTreeMap::new();
-        for (region, service, _) in self.forecasts.keys() {
-            if let Some(l) = self.load(config, region, service) {
-                loads
-                    .entry(service.clone())
-                    .or_default()
-                    .insert(region.clone(), l);
-            }
+        for ((region, service), l) in self.loads(config) {
+            loads.entry(service).or_default().insert(region, l);
         }
         let mut plans = BTreeMap::new();
         for (service, regions) in &loads {
@@ -359,6 +353,7 @@ impl CapacityPlanner {
 
     /// Spare req/s per (service, region) at the lead time, for where routing sheds traffic.
     pub fn headroom(&self, config: &CapacityConfig) -> BTreeMap<Key, f64> {
+        let loads = self.loads(config);
         let mut out = BTreeMap::new();
         for ((region, service), rate) in &self.rates {
             let key = (region.clone(), service.clone());
@@ -368,7 +363,7 @@ impl CapacityPlanner {
             ) else {
                 continue;
             };
-            let load = self.load(config, region, service).map_or(*rate, |(l, _)| l);
+            let load = loads.get(&key).map_or(*rate, |(l, _)| *l);
             let room = capacity * config.target_utilization * f64::from(n) - load;
             out.insert((service.clone(), region.clone()), room);
         }

@@ -98,16 +98,7 @@ fn n_minus_one_and_shifted_traffic_are_planned_for() {
     let plans = p.plans(&c, &BTreeMap::new());
     let us = &plans[&("us-east-1".to_owned(), "api".to_owned())];
     assert_eq!((us.n_minus_one, us.recommended), (15.0, 9));
-    let route = |weight, phase| RegionRoute {
-        phase,
-        step: 0,
-        weight,
-        normal: 100,
-        since_ns: 0,
-        good_since_ns: None,
-        reason: String::new(),
-        recommendation: None,
-    };
+    let route = RegionRoute::fixed;
     let routing = BTreeMap::from([(
         "api".to_owned(),
         BTreeMap::from([

@@ -277,19 +277,13 @@ mod tests {
         let stop = CancellationToken::new();
         let task = tokio::spawn(run(Arc::clone(&board), config, None, metrics, stop.clone()));
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let route = |weight| RegionRoute {
-            phase: if weight == 0 {
+        let route = |weight| {
+            let phase = if weight == 0 {
                 Phase::Drained
             } else {
                 Phase::Normal
-            },
-            step: 0,
-            weight,
-            normal: 100,
-            since_ns: 0,
-            good_since_ns: None,
-            reason: String::new(),
-            recommendation: None,
+            };
+            RegionRoute::fixed(weight, phase)
         };
         let desired = BTreeMap::from([(
             "*".to_owned(),

@@ -130,6 +130,23 @@ pub struct RegionRoute {
     pub recommendation: Option<String>,
 }
 
+#[cfg(test)]
+impl RegionRoute {
+    /// A route at `weight` in `phase` (normal weight 100), for tests.
+    pub(crate) fn fixed(weight: u8, phase: Phase) -> Self {
+        Self {
+            phase,
+            step: 0,
+            weight,
+            normal: 100,
+            since_ns: 0,
+            good_since_ns: None,
+            reason: String::new(),
+            recommendation: None,
+        }
+    }
+}
+
 /// What one evaluation changed: new recommendations, and older ones that changed state.
 #[derive(Debug, Default)]
 pub struct Changes {

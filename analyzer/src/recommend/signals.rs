@@ -48,9 +48,7 @@ pub struct Finding {
 /// The running counts of one (service, region).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Runs {
-    /// Consecutive intervals with a critical error-ratio or p99 anomaly.
-    critical: u32,
-    /// Consecutive intervals with any such anomaly.
+    /// Consecutive bad intervals (errors significantly high, or p99 high).
     anomalous: u32,
     /// Consecutive intervals with next to no traffic while peers had theirs.
     dead: u32,
@@ -235,11 +233,6 @@ impl Signals {
                     if bad && hits.iter().any(|a| a.severity == "critical") {
                         runs.critical_in_run = true;
                     }
-                    runs.critical = if runs.critical_in_run {
-                        runs.anomalous
-                    } else {
-                        0
-                    };
                     if let Some(worst) = hits.iter().max_by(|a, b| a.score.total_cmp(&b.score)) {
                         runs.last_anomaly = Some((
                             worst.metric.name().to_owned(),
@@ -346,11 +339,11 @@ impl Signals {
                 }
             )
         };
-        if runs.critical >= n {
+        if runs.critical_in_run && runs.anomalous >= n {
             return Condition::Failed(Finding {
-                reason: describe(runs.critical),
+                reason: describe(runs.anomalous),
                 evidence: serde_json::json!({
-                    "anomaly": anomaly_evidence(), "intervals": runs.critical, "figures": runs.last_bad.map(|(r, u, p, up)| serde_json::json!({
+                    "anomaly": anomaly_evidence(), "intervals": runs.anomalous, "figures": runs.last_bad.map(|(r, u, p, up)| serde_json::json!({
                         "error_ratio": r, "usual_error_ratio": u, "latency_p99_ms": p, "usual_latency_p99_ms": up,
                     })),
                 }),

@@ -135,8 +135,8 @@ impl HttpRequest<'_> {
             Ok(Err(e)) => return fail(format!("HTTP: {e}"), None, None),
             Err(_) => return fail(format!("no response within {wait:?}"), None, None),
         };
-        // The connection is driven beside the request and dropped with the check.
-        let driver = tokio::spawn(connection);
+        // The connection is driven beside the request and ends with the check.
+        let _driver = AbortOnDrop(tokio::spawn(connection));
         let request = Request::get(self.path)
             .header(HOST, self.host_header.as_str())
             .header(
@@ -147,31 +147,20 @@ impl HttpRequest<'_> {
             .body(Empty::new());
         let request = match request {
             Ok(r) => r,
-            Err(e) => {
-                driver.abort();
-                return fail(format!("building the request: {e}"), None, None);
-            }
+            Err(e) => return fail(format!("building the request: {e}"), None, None),
         };
         let response = match timeout_at(status_by, sender.send_request(request)).await {
             Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                driver.abort();
-                return fail(format!("HTTP: {e}"), None, None);
-            }
-            Err(_) => {
-                driver.abort();
-                return fail(format!("no response within {wait:?}"), None, None);
-            }
+            Ok(Err(e)) => return fail(format!("HTTP: {e}"), None, None),
+            Err(_) => return fail(format!("no response within {wait:?}"), None, None),
         };
         let first_byte_ms = Some(ms(self.started.elapsed()));
         let status = response.status();
         let code = Some(status.as_u16());
         if !(status.is_success() || status.is_redirection()) {
-            driver.abort();
             return fail(format!("status {}", status.as_u16()), code, first_byte_ms);
         }
         let Some(search) = &self.probe.search_string else {
-            driver.abort();
             return Outcome {
                 ok: true,
                 status_code: code,
@@ -201,8 +190,7 @@ impl HttpRequest<'_> {
                 Err(_) => break false,
                 Ok(None) => break true,
                 Ok(Some(Err(e))) => {
-                    driver.abort();
-                    return fail(format!("reading the body: {e}"), code, first_byte_ms);
+                    return fail(format!("reading the body: {e}"), code, first_byte_ms)
                 }
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
@@ -211,7 +199,6 @@ impl HttpRequest<'_> {
                 }
             }
         };
-        driver.abort();
         let text = match decoded_prefix(&raw, encoding.as_deref()) {
             Ok(text) => text,
             Err(e) => return fail(e, code, first_byte_ms),
@@ -238,6 +225,15 @@ impl HttpRequest<'_> {
                 first_byte_ms,
             )
         }
+    }
+}
+
+/// Aborts the connection task when the check ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<Result<(), hyper::Error>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
