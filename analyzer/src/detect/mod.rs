@@ -6,6 +6,7 @@ pub mod changepoint;
 pub mod live;
 pub mod pattern;
 pub mod peers;
+pub mod profile;
 pub mod range;
 pub mod rarity;
 pub mod robust;

@@ -38,6 +38,11 @@ impl Rarity {
         }
     }
 
+    /// Whether scores are given (the warm-up is over).
+    pub fn warmed(&self) -> bool {
+        self.seen > self.warmup
+    }
+
     /// Scores `z`, then remembers it.
     pub fn update(&mut self, z: f64) -> f64 {
         let z = if z.is_finite() { z.max(0.0) } else { 0.0 };
