@@ -39,6 +39,19 @@ enum Command {
     },
     /// The central analyzer: stores what collectors forward and answers SQL.
     Analyzer,
+    /// Beside a gateway: applies the analyzer's routing weights (Envoy, Traefik) and hands
+    /// scaling recommendations to a hook.
+    Agent {
+        /// Base URL of the analyzer's HTTP API [default: http://127.0.0.1:4380].
+        #[arg(long, env = "MERIDIAN_ANALYZER_URL")]
+        analyzer: Option<String>,
+        /// Name reported to the analyzer [default: the host name].
+        #[arg(long, env = "MERIDIAN_AGENT_ID")]
+        id: Option<String>,
+        /// Print what would change instead of changing the gateway.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Standalone plus a simulated fleet of gateways in three regions, with a live table.
     Demo(demo::DemoArgs),
     /// Measure ingest and conversion throughput on this machine.
@@ -87,6 +100,23 @@ async fn main() -> anyhow::Result<()> {
                 config.analyzer.http_addr = a;
             }
             run::analyzer(config).await
+        }
+        Command::Agent {
+            analyzer,
+            id,
+            dry_run,
+        } => {
+            if let Some(a) = cli.overrides.http_addr {
+                config.agent.listen = a;
+            }
+            if let Some(url) = analyzer {
+                config.agent.analyzer = url;
+            }
+            if let Some(id) = id {
+                config.agent.id = id;
+            }
+            config.agent.dry_run |= dry_run;
+            run::agent(config).await
         }
         Command::Demo(args) => {
             if let Some(a) = cli.overrides.http_addr {

@@ -1,4 +1,4 @@
-//! Wiring of the three long-running modes: standalone, collector, analyzer. Each stage builds
+//! Wiring of the long-running modes: standalone, collector, analyzer, agent. Each stage builds
 //! itself from its configuration; this only joins them and waits for the signal to stop.
 
 use anyhow::Context;
@@ -121,6 +121,61 @@ pub async fn analyzer(config: MeridianConfig) -> anyhow::Result<()> {
     shutdown_signal().await;
     analyzer.shutdown().await.context("stopping the analyzer")?;
     Ok(())
+}
+
+/// The gateway agent: follows the analyzer, drives the configured gateway.
+pub async fn agent(config: MeridianConfig) -> anyhow::Result<()> {
+    use meridian_agent::gateway::{envoy::Envoy, traefik::Traefik};
+    let mut agent = config.agent;
+    if agent.id.is_empty() {
+        agent.id = host_name();
+    }
+    agent.validate()?;
+    let registry = Registry::new();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        signal.cancel();
+    });
+    println!(
+        "meridian agent {}: following {} · {} · health and metrics http://{}{}",
+        agent.id,
+        agent.analyzer,
+        if agent.envoy.is_some() {
+            "envoy"
+        } else {
+            "traefik"
+        },
+        agent.listen,
+        if agent.dry_run { " · dry run" } else { "" },
+    );
+    match (agent.envoy.clone(), agent.traefik.clone()) {
+        (Some(envoy), _) => {
+            meridian_agent::Agent::new(agent, Envoy::new(envoy), registry)?
+                .run(stop)
+                .await?
+        }
+        (None, Some(traefik)) => {
+            meridian_agent::Agent::new(agent, Traefik::new(traefik), registry)?
+                .run(stop)
+                .await?
+        }
+        (None, None) => {
+            anyhow::bail!("no gateway configured: add [agent.envoy] or [agent.traefik]")
+        }
+    }
+    Ok(())
+}
+
+/// The machine's name (the agent's default id).
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "agent".into())
 }
 
 /// ` · PostgreSQL ADDR` for the startup line, when the endpoint is on.

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use meridian_agent::AgentConfig;
 use meridian_analyzer::detect::SeriesConfig;
 use meridian_analyzer::AnalyzerConfig;
 use meridian_collector::kafka::KafkaConfig;
@@ -26,6 +27,8 @@ pub struct MeridianConfig {
     pub analyzer: AnalyzerConfig,
     /// Kafka between collectors and analyzers (used when `brokers` is set).
     pub kafka: KafkaConfig,
+    /// The gateway agent (`meridian agent`).
+    pub agent: AgentConfig,
 }
 
 /// Overrides given on the command line or in the environment.
@@ -48,7 +51,8 @@ pub struct Overrides {
     /// OTLP/HTTP listen address [default: 0.0.0.0:4318].
     #[arg(long, env = "MERIDIAN_OTLP_HTTP_ADDR", global = true)]
     pub otlp_http_addr: Option<SocketAddr>,
-    /// The process's own HTTP API: SQL, health, metrics [default: 0.0.0.0:4380; collector: 4381].
+    /// The process's own HTTP API: SQL, health, metrics [default: 0.0.0.0:4380; collector: 4381;
+    /// agent: 127.0.0.1:4390].
     #[arg(long, env = "MERIDIAN_HTTP_ADDR", global = true)]
     pub http_addr: Option<SocketAddr>,
     /// The analyzer's PostgreSQL wire endpoint [default: 0.0.0.0:15432].

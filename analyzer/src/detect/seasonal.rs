@@ -102,9 +102,9 @@ impl SeasonalBaseline {
             Season::Samples(period) => period,
             Season::Profile => {
                 self.values.clear();
-                let baseline =
-                    self.profile
-                        .update(time, value, self.season_secs, self.bins)?;
+                let baseline = self
+                    .profile
+                    .update(time, value, self.season_secs, self.bins)?;
                 let mut deviation = self.residuals.update(value - baseline);
                 deviation.expected += baseline;
                 return Some(deviation);

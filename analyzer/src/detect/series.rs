@@ -419,7 +419,10 @@ mod tests {
                 }
                 // Counts of a 10 s interval: mean × 10 ± its square root (sum of uniforms).
                 let noise: f64 = (0..12).map(|_| uniform()).sum::<f64>() - 6.0;
-                (t, (mean * 10.0 + noise * (mean * 10.0).sqrt()).max(0.0) / 10.0)
+                (
+                    t,
+                    (mean * 10.0 + noise * (mean * 10.0).sqrt()).max(0.0) / 10.0,
+                )
             })
             .collect()
     }
@@ -453,7 +456,10 @@ mod tests {
             "healthy days 4-7, points scoring >= 0.4: {with} with the profile, {without} \
              without; >= 0.3: {with_low} with, {without_low} without"
         );
-        assert!(with_low * 2 < without_low, "{with_low} with, {without_low} without");
+        assert!(
+            with_low * 2 < without_low,
+            "{with_low} with, {without_low} without"
+        );
         assert!(with <= without, "{with} with, {without} without");
     }
 

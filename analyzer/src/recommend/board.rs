@@ -269,7 +269,9 @@ impl Inner {
     }
 
     fn push_routing(&mut self, events: &broadcast::Sender<Event>) {
-        let snapshot = self.routing();
+        let mut snapshot = self.routing();
+        // The snapshot is the state at the event's version (push increments it).
+        snapshot["version"] = serde_json::json!(self.version + 1);
         self.push(events, "routing", "*".into(), snapshot);
     }
 }
