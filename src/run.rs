@@ -139,7 +139,7 @@ pub async fn agent(config: MeridianConfig) -> anyhow::Result<()> {
         signal.cancel();
     });
     println!(
-        "meridian agent {}: following {} · {} · health and metrics http://{}{}",
+        "meridian agent {}: following {} · {} · health/metrics http://{}{}",
         agent.id,
         agent.analyzer,
         if agent.envoy.is_some() {

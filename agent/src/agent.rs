@@ -149,8 +149,20 @@ impl<G: Gateway> Agent<G> {
     /// Applies `routing` if its weights differ from what the gateway serves; returns whether
     /// anything was recorded (applied, refused or failed) that is worth reporting.
     async fn reconcile(&mut self, routing: &Routing) -> bool {
-        let plans: Vec<Planned> = self.specs.iter().map(|s| routing.plan(s)).collect();
         let current = self.lock().plans.clone();
+        let plans: Vec<Planned> = self
+            .specs
+            .iter()
+            .map(|spec| {
+                let kept = current
+                    .as_ref()
+                    .and_then(|c| c.iter().find(|p| p.name == spec.name))
+                    .filter(|_| !routing.knows(spec));
+                // Nothing known about it (an analyzer restarted without state): keep what the
+                // gateway serves rather than reset it to normal.
+                kept.cloned().unwrap_or_else(|| routing.plan(spec))
+            })
+            .collect();
         if let Some(all_off) = plans
             .iter()
             .find(|p| p.weights.values().all(|w| w.weight == 0))

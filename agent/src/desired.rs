@@ -117,6 +117,13 @@ impl Routing {
         }
     }
 
+    /// Whether the routing says anything about the service `spec` follows (or region-wide):
+    /// an analyzer that has just started with no state knows nothing yet, which is not the
+    /// same as "every region normal".
+    pub fn knows(&self, spec: &TargetSpec) -> bool {
+        self.services.contains_key(&spec.service) || self.services.contains_key(ALL_SERVICES)
+    }
+
     /// The weights the analyzer asks for, per service, for the services `specs` follow (what
     /// the agent reports as applied).
     pub fn requested(&self, specs: &[TargetSpec]) -> BTreeMap<String, BTreeMap<String, u8>> {

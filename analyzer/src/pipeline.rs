@@ -344,6 +344,7 @@ impl Pipeline {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut saved_at = Instant::now();
+        let mut saved_version = self.board.version();
         let mut fitting: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             tokio::select! {
@@ -366,8 +367,12 @@ impl Pipeline {
                     }
                 }));
             }
-            if saved_at.elapsed() >= SAVE_EVERY {
+            // A routing change is saved at once: an analyzer killed after a failover must
+            // come back with the region still drained, not tell agents to undo it.
+            let routed = self.board.version();
+            if saved_at.elapsed() >= SAVE_EVERY || routed != saved_version {
                 saved_at = Instant::now();
+                saved_version = routed;
                 if let Err(e) = self.save().await {
                     tracing::error!(error = %e, "saving the analysis state failed");
                 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod fleet;
 pub mod kafka;
 pub mod pgwire;
 #[path = "../../analyzer/tests/common/s3.rs"]
@@ -188,6 +189,17 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// A loopback port that is free now and outside the kernel's ephemeral range (32768+), so no
+/// later bind to port 0 (by any process of the test) can take it before its owner starts.
+pub fn reserved_port() -> u16 {
+    loop {
+        let port = rand::random_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Flags that put every listener of a Meridian process on a free loopback port, the HTTP API
