@@ -103,11 +103,13 @@ async fn serve_upstream(upstream: Arc<Upstream>, stop: CancellationToken) -> u16
 }
 
 /// Starts the regions: upstreams, gateways exporting to their collectors, collectors probing
-/// every gateway's `/health` every `interval` (threshold 2) and forwarding to `analyzer`.
+/// every gateway's `/health` every `interval` (`threshold` results to flip) and forwarding to
+/// `analyzer`.
 pub async fn start_regions(
     dir: &Path,
     analyzer: &str,
     interval: &str,
+    threshold: u32,
     stop: &CancellationToken,
 ) -> Vec<Region> {
     let gateways: Vec<(u16, u16)> = REGIONS
@@ -117,7 +119,7 @@ pub async fn start_regions(
     let mut probes = String::new();
     for (region, (listen, _)) in REGIONS.iter().zip(&gateways) {
         probes.push_str(&format!(
-            "[[collector.probes]]\nname = \"gw-{region}\"\nregion = \"{region}\"\nurl = \"http://127.0.0.1:{listen}/health\"\ninterval = \"{interval}\"\nfailure_threshold = 2\nsearch_string = \"ok\"\n\n"
+            "[[collector.probes]]\nname = \"gw-{region}\"\nregion = \"{region}\"\nurl = \"http://127.0.0.1:{listen}/health\"\ninterval = \"{interval}\"\nfailure_threshold = {threshold}\nsearch_string = \"ok\"\n\n"
         ));
     }
     let mut regions = Vec::new();

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod closed_loop;
 pub mod fleet;
 pub mod kafka;
 pub mod pgwire;
