@@ -28,6 +28,8 @@ struct Applied {
     requested: BTreeMap<String, BTreeMap<String, u8>>,
     /// Why the last reconcile failed, if it did.
     error: Option<String>,
+    /// A routing has been received and reconciled.
+    following: bool,
 }
 
 /// The agent: one gateway, one analyzer.
@@ -59,8 +61,8 @@ impl<G: Gateway> Agent<G> {
         })
     }
 
-    /// Serves `/healthz`, `/readyz` (ready once a routing has been applied) and `/metrics` on
-    /// `listen`, and reconciles until `stop`.
+    /// Serves `/healthz`, `/readyz` (ready once a routing has been received and applied
+    /// without error) and `/metrics` on `listen`, and reconciles until `stop`.
     pub async fn run(mut self, stop: CancellationToken) -> Result<(), AgentError> {
         let listener = tokio::net::TcpListener::bind(self.config.listen)
             .await
@@ -71,11 +73,11 @@ impl<G: Gateway> Agent<G> {
         let applied = Arc::clone(&self.applied);
         let ready: meridian_collector::admin::ReadyCheck = Arc::new(move || {
             let a = applied.lock().unwrap_or_else(|p| p.into_inner());
-            match (&a.plans, &a.error) {
-                (Some(_), None) => Ok(()),
-                (Some(_), Some(e)) => Err(format!("serving the last applied weights; {e}")),
-                (None, e) => Err(format!(
-                    "no routing applied yet{}",
+            match (a.following, &a.error) {
+                (true, None) => Ok(()),
+                (true, Some(e)) => Err(format!("serving the last applied weights; {e}")),
+                (false, e) => Err(format!(
+                    "no routing received from the analyzer yet{}",
                     e.as_ref().map_or(String::new(), |e| format!(": {e}"))
                 )),
             }
@@ -150,19 +152,28 @@ impl<G: Gateway> Agent<G> {
     /// anything was recorded (applied, refused or failed) that is worth reporting.
     async fn reconcile(&mut self, routing: &Routing) -> bool {
         let current = self.lock().plans.clone();
+        // A target the routing says nothing about (an analyzer just started, no probes or
+        // traffic seen yet) keeps what the gateway serves: the last applied weights, or the
+        // gateway's own configuration when the agent has applied nothing yet.
         let plans: Vec<Planned> = self
             .specs
             .iter()
-            .map(|spec| {
-                let kept = current
+            .filter_map(|spec| {
+                if routing.knows(spec) {
+                    return Some(routing.plan(spec));
+                }
+                current
                     .as_ref()
                     .and_then(|c| c.iter().find(|p| p.name == spec.name))
-                    .filter(|_| !routing.knows(spec));
-                // Nothing known about it (an analyzer restarted without state): keep what the
-                // gateway serves rather than reset it to normal.
-                kept.cloned().unwrap_or_else(|| routing.plan(spec))
+                    .cloned()
             })
             .collect();
+        if plans.is_empty() {
+            let mut a = self.lock();
+            a.following = true;
+            a.version = routing.version;
+            return false;
+        }
         if let Some(all_off) = plans
             .iter()
             .find(|p| p.weights.values().all(|w| w.weight == 0))
@@ -188,6 +199,7 @@ impl<G: Gateway> Agent<G> {
             a.version = routing.version;
             a.requested = routing.requested(&self.specs);
             a.error = None;
+            a.following = true;
             self.metrics.version.set(routing.version as i64);
             return moved;
         }
@@ -196,6 +208,7 @@ impl<G: Gateway> Agent<G> {
             let mut a = self.lock();
             a.plans = Some(plans);
             a.version = routing.version;
+            a.following = true;
             return false;
         }
         let started = Instant::now();
@@ -225,6 +238,7 @@ impl<G: Gateway> Agent<G> {
                 a.version = routing.version;
                 a.requested = routing.requested(&self.specs);
                 a.error = None;
+                a.following = true;
             }
             Err(e) => {
                 self.metrics.applies.with_label_values(&["failed"]).inc();
@@ -309,5 +323,117 @@ impl<G: Gateway> Agent<G> {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Applied> {
         self.applied.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::config::{EnvoyCluster, EnvoyConfig};
+
+    /// Every plan a gateway was asked to apply, in order.
+    type Calls = Arc<Mutex<Vec<Vec<Planned>>>>;
+
+    /// A gateway that records what it was asked to apply (the agent's own trait, faked).
+    struct Recording(Calls);
+
+    impl Gateway for Recording {
+        fn kind(&self) -> &'static str {
+            "recording"
+        }
+        fn targets(&self) -> Vec<TargetSpec> {
+            vec![TargetSpec {
+                name: "global".into(),
+                service: "*".into(),
+                regions: vec!["a".into(), "b".into()],
+            }]
+        }
+        async fn apply(&mut self, plan: &[Planned]) -> Result<(), AgentError> {
+            self.0.lock().unwrap().push(plan.to_vec());
+            Ok(())
+        }
+    }
+
+    fn agent(dry_run: bool) -> (Agent<Recording>, Calls) {
+        let config = AgentConfig {
+            dry_run,
+            envoy: Some(EnvoyConfig {
+                clusters: vec![EnvoyCluster {
+                    name: "global".into(),
+                    service: "*".into(),
+                    eds_path: "eds.json".into(),
+                    regions: [("a", "127.0.0.1:1"), ("b", "127.0.0.1:2")]
+                        .into_iter()
+                        .map(|(r, e)| (r.to_owned(), vec![e.to_owned()]))
+                        .collect(),
+                }],
+                ..EnvoyConfig::default()
+            }),
+            ..AgentConfig::default()
+        };
+        let calls = Arc::default();
+        let agent = Agent::new(config, Recording(Arc::clone(&calls)), Registry::new()).unwrap();
+        (agent, calls)
+    }
+
+    fn routing(version: u64, a: u8, b: u8) -> Routing {
+        serde_json::from_value(
+            serde_json::json!({"version": version, "services": {"*": {"regions": {
+            "a": {"weight": a, "normal_weight": 100, "state": "normal"},
+            "b": {"weight": b, "normal_weight": 100, "state": "normal"}}}}}),
+        )
+        .unwrap()
+    }
+
+    fn weights(plan: &[Planned]) -> Vec<u8> {
+        plan[0].weights.values().map(|w| w.weight).collect()
+    }
+
+    /// Scenario: routings in turn — nothing known, a failover, the same again at a new
+    /// version, every region off, an analyzer that knows nothing (restarted), a failback.
+    /// Guarantees: nothing is written until the analyzer knows the service; each weight change
+    /// is applied once; a repeat is not re-applied; all-off is refused and the last weights
+    /// stay; "nothing known" keeps the last weights.
+    #[tokio::test]
+    async fn applies_changes_once_and_refuses_what_is_unsafe() {
+        let (mut agent, calls) = agent(false);
+        agent.reconcile(&Routing::default()).await;
+        assert!(
+            calls.lock().unwrap().is_empty(),
+            "nothing known, nothing written"
+        );
+        assert!(agent.lock().following);
+        agent.reconcile(&routing(2, 0, 200)).await;
+        agent.reconcile(&routing(3, 0, 200)).await;
+        agent.reconcile(&routing(4, 0, 0)).await;
+        assert!(agent
+            .lock()
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("every region"));
+        agent
+            .reconcile(&Routing {
+                version: 1,
+                ..Routing::default()
+            })
+            .await;
+        agent.reconcile(&routing(6, 100, 100)).await;
+        let calls = calls.lock().unwrap();
+        let applied: Vec<Vec<u8>> = calls.iter().map(|p| weights(p)).collect();
+        assert_eq!(applied, vec![vec![0, 200], vec![100, 100]]);
+        assert_eq!(agent.lock().version, 6);
+        assert!(agent.lock().error.is_none());
+    }
+
+    /// Scenario: a dry-run agent given a failover.
+    /// Guarantees: the gateway is not touched.
+    #[tokio::test]
+    async fn a_dry_run_changes_nothing() {
+        let (mut agent, calls) = agent(true);
+        agent.reconcile(&routing(2, 0, 200)).await;
+        assert!(calls.lock().unwrap().is_empty());
     }
 }

@@ -170,6 +170,24 @@ mod tests {
         assert_eq!(written, defaults);
     }
 
+    /// Scenario: the agent examples shipped in `examples/`.
+    /// Guarantees: each parses as a Meridian configuration and passes the agent's validation.
+    #[test]
+    fn the_agent_examples_are_valid() {
+        for name in ["agent-envoy.toml", "agent-traefik.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("examples")
+                .join(name);
+            let (config, warnings) =
+                MeridianConfig::from_toml(&std::fs::read_to_string(path).unwrap()).unwrap();
+            assert!(warnings.is_empty(), "{name}: {warnings:?}");
+            config
+                .agent
+                .validate()
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
     /// Scenario: every key of the defaults, as the example states them.
     /// Guarantees: the example lists every key (a parsed-but-missing key would fall back to
     /// its default and hide from the comparison above).

@@ -233,6 +233,7 @@ where
 /// restarts first, then the analyzer; eu-west-1 recovers. Prints the figures.
 pub async fn run(kind: Entry) {
     let (interval, threshold) = probe_settings();
+    let probe_time = humantime::parse_duration(&interval).unwrap() * (threshold + 1);
     let stop = CancellationToken::new();
     let dir = tempfile::tempdir().unwrap();
     let analyzer_dir = dir.path().join("analyzer");
@@ -263,7 +264,7 @@ pub async fn run(kind: Entry) {
     let traffic = Traffic::start(entry.clone(), 4, stop.clone());
     until(
         "routing for every region, applied by the agent",
-        Duration::from_secs(40),
+        probe_time + Duration::from_secs(30),
         || async {
             routing(api).await.is_some_and(|s| {
                 REGIONS
@@ -286,7 +287,7 @@ pub async fn run(kind: Entry) {
     let mut last = (fleet::served(&regions), Instant::now());
     while below.is_none() || applied_at.is_none() {
         assert!(
-            onset.elapsed() < Duration::from_secs(40),
+            onset.elapsed() < probe_time + Duration::from_secs(30),
             "no failover: {:?}",
             routing(api).await
         );
@@ -322,7 +323,6 @@ pub async fn run(kind: Entry) {
         below.unwrap().as_secs_f64(),
         100.0 * failed as f64 / total.max(1) as f64,
     );
-    let probe_time = humantime::parse_duration(&interval).unwrap() * (threshold + 1);
     assert!(
         below.unwrap() < probe_time + Duration::from_secs(12),
         "{below:?}"
@@ -408,7 +408,7 @@ pub async fn run(kind: Entry) {
     let mut steps = vec![0];
     loop {
         assert!(
-            recovery.elapsed() < Duration::from_secs(60),
+            recovery.elapsed() < probe_time + Duration::from_secs(50),
             "no failback: {steps:?}"
         );
         if let Some(s) = routing(api).await {
