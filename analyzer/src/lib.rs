@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod analyzer;
 pub mod config;
 pub mod consume;

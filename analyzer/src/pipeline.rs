@@ -141,6 +141,16 @@ impl Pipeline {
         Arc::clone(&self.board)
     }
 
+    /// Every probed endpoint's health now, by name.
+    pub fn endpoints(&self) -> Vec<(String, crate::health::Endpoint)> {
+        let state = self.lock();
+        state
+            .health
+            .endpoints()
+            .map(|(name, e)| (name.to_owned(), e.clone()))
+            .collect()
+    }
+
     /// Combines the probes into endpoint health, re-evaluates the recommendations at `now_ns`
     /// and publishes them; returns the health transitions and recommendation rows to store
     /// (stored by the caller once the state is unlocked, so ingest is not held up).

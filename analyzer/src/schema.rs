@@ -126,3 +126,24 @@ pub fn recommendations() -> SchemaRef {
     });
     SCHEMA.clone()
 }
+
+/// `alerts`: every change of an alert's state (docs/schema.md).
+pub fn alerts() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new(TIME, timestamp_type(), false),
+            Field::new("alertname", DataType::Utf8, false),
+            Field::new("state", DataType::Utf8, false),
+            Field::new(REGION, DataType::Utf8, true),
+            Field::new("service_name", DataType::Utf8, true),
+            Field::new("labels", DataType::Utf8, false),
+            Field::new("annotations", DataType::Utf8, false),
+            Field::new("value", DataType::Float64, true),
+            Field::new("starts_at", timestamp_type(), false),
+            Field::new("ends_at", timestamp_type(), true),
+            Field::new("fingerprint", DataType::Utf8, false),
+            Field::new("evidence", DataType::Utf8, false),
+        ]))
+    });
+    SCHEMA.clone()
+}

@@ -55,6 +55,12 @@ pub struct AnalyzerMetrics {
     pub routing_version: IntGauge,
     /// Webhook and Kafka deliveries of recommendations, by channel and outcome.
     pub recommendation_deliveries: IntCounterVec,
+    /// Alerts known now, by state (`pending`, `firing`, `resolved`).
+    pub alerts: IntGaugeVec,
+    /// Notifications sent to Alertmanager and webhooks, by channel and outcome.
+    pub alert_notifications: IntCounterVec,
+    /// Rule evaluations that failed (bad SQL, a query error), by rule.
+    pub alert_rule_errors: IntCounterVec,
 }
 
 impl AnalyzerMetrics {
@@ -148,6 +154,17 @@ impl AnalyzerMetrics {
                 "meridian_recommendation_deliveries_total",
                 "Deliveries of recommendations to webhooks and Kafka",
                 &["channel", "outcome"],
+            )?,
+            alerts: gauges("meridian_alerts", "Alerts known now, by state", &["state"])?,
+            alert_notifications: counter(
+                "meridian_alert_notifications_total",
+                "Alert notifications to Alertmanager and webhooks",
+                &["channel", "outcome"],
+            )?,
+            alert_rule_errors: counter(
+                "meridian_alert_rule_errors_total",
+                "Alert rule evaluations that failed",
+                &["rule"],
             )?,
             red_late,
             watched_series,

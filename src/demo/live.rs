@@ -45,6 +45,7 @@ pub async fn print_loop(
     } = timing;
     let mut anomalies_after = unix_ns(SystemTime::now());
     let mut recommendations_after = anomalies_after;
+    let mut alerts_after = anomalies_after;
     let window = refresh.as_secs().max(5) * 2;
     let sql = live_query(window);
     loop {
@@ -95,6 +96,10 @@ pub async fn print_loop(
         match print_recommendations(&engine, &timing, recommendations_after).await {
             Ok(newest) => recommendations_after = recommendations_after.max(newest),
             Err(e) => tracing::warn!(error = %e, "recommendations query failed"),
+        }
+        match print_alerts(&engine, &timing, alerts_after).await {
+            Ok(newest) => alerts_after = alerts_after.max(newest),
+            Err(e) => tracing::warn!(error = %e, "alerts query failed"),
         }
         println!();
     }
@@ -210,6 +215,57 @@ async fn print_recommendations(
                 service.value(i),
                 target.value(i),
                 reason.value(i),
+            );
+        }
+    }
+    Ok(newest)
+}
+
+/// The SQL behind the alert lines: alerts that fired or resolved after `after_ns`, in order.
+pub fn alerts_query(after_ns: i64) -> String {
+    format!(
+        "SELECT CAST(time AS BIGINT) AS t, alertname, state, coalesce(region, '') AS region, \
+           coalesce(service_name, '') AS service_name, annotations \
+         FROM alerts WHERE CAST(time AS BIGINT) > {after_ns} AND state IN ('firing', 'resolved') \
+         ORDER BY time"
+    )
+}
+
+/// Prints the alerts that fired or resolved since `after_ns` (what Alertmanager and webhooks
+/// are sent), with their summary and hint; returns the newest time printed.
+async fn print_alerts(
+    engine: &QueryEngine,
+    timing: &Timing,
+    after_ns: i64,
+) -> Result<i64, meridian_analyzer::QueryError> {
+    let result = engine.query(&alerts_query(after_ns)).await?;
+    let onset = timing.onset.map(unix_ns);
+    let mut newest = after_ns;
+    for batch in &result.batches {
+        let t = batch.column(0).as_primitive::<Int64Type>();
+        let text = |i: usize| batch.column(i).as_string::<i32>();
+        let (name, state, region, service, annotations) =
+            (text(1), text(2), text(3), text(4), text(5));
+        for i in 0..batch.num_rows() {
+            newest = newest.max(t.value(i));
+            let notes: serde_json::Value =
+                serde_json::from_str(annotations.value(i)).unwrap_or_default();
+            let when = onset.map_or_else(String::new, |o| {
+                format!(
+                    " ({:+.0}s from the incident's onset)",
+                    (t.value(i) - o) as f64 / 1e9
+                )
+            });
+            let hint = notes["hint"]
+                .as_str()
+                .map_or_else(String::new, |h| format!(" — {h}"));
+            println!(
+                "  🔔 {} {} {} {}: {}{hint}{when}",
+                state.value(i),
+                name.value(i),
+                region.value(i),
+                service.value(i),
+                notes["summary"].as_str().unwrap_or_default(),
             );
         }
     }

@@ -30,11 +30,13 @@ pub enum Dataset {
     Health,
     /// Routing and capacity recommendations, and their state changes.
     Recommendations,
+    /// Alerts' changes of state.
+    Alerts,
 }
 
 impl Dataset {
     /// Every table, in a fixed order.
-    pub const ALL: [Dataset; 9] = [
+    pub const ALL: [Dataset; 10] = [
         Dataset::Spans,
         Dataset::Metrics,
         Dataset::Logs,
@@ -44,6 +46,7 @@ impl Dataset {
         Dataset::Forecasts,
         Dataset::Health,
         Dataset::Recommendations,
+        Dataset::Alerts,
     ];
 
     /// The table's SQL name.
@@ -58,6 +61,7 @@ impl Dataset {
             Dataset::Forecasts => "forecasts",
             Dataset::Health => "health",
             Dataset::Recommendations => "recommendations",
+            Dataset::Alerts => "alerts",
         }
     }
 
@@ -74,6 +78,7 @@ impl Dataset {
             Dataset::Forecasts => derived::forecasts(),
             Dataset::Health => derived::health(),
             Dataset::Recommendations => derived::recommendations(),
+            Dataset::Alerts => derived::alerts(),
         }
     }
 
@@ -88,7 +93,8 @@ impl Dataset {
             | Dataset::Anomalies
             | Dataset::Forecasts
             | Dataset::Health
-            | Dataset::Recommendations => None,
+            | Dataset::Recommendations
+            | Dataset::Alerts => None,
         }
     }
 }

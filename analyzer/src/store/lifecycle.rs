@@ -51,6 +51,9 @@ pub struct RetentionConfig {
     /// Recommendations.
     #[serde(with = "humantime_serde")]
     pub recommendations: Duration,
+    /// Alerts' changes of state.
+    #[serde(with = "humantime_serde")]
+    pub alerts: Duration,
 }
 
 impl Default for RetentionConfig {
@@ -66,6 +69,7 @@ impl Default for RetentionConfig {
             probes: days(30),
             health: days(90),
             recommendations: days(90),
+            alerts: days(90),
         }
     }
 }
@@ -83,6 +87,7 @@ impl RetentionConfig {
             Dataset::Probes => self.probes,
             Dataset::Health => self.health,
             Dataset::Recommendations => self.recommendations,
+            Dataset::Alerts => self.alerts,
         };
         (!ttl.is_zero()).then_some(ttl)
     }
