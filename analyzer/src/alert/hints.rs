@@ -36,6 +36,10 @@ impl Cell {
     }
 }
 
+/// The top error cell with its share of the error rise, and the top latency route with its
+/// share of the extra time.
+pub type Contributors = (Option<(Cell, f64)>, Option<(String, f64)>);
+
 /// The cell whose error rate rose most (per second, window against baseline) and its share of
 /// the whole rise; then the route whose requests took the most time beyond their baseline
 /// mean, and its share of the excess.
@@ -53,11 +57,7 @@ impl Cell {
 /// assert_eq!(errors.unwrap().0.route, "/b");
 /// assert_eq!(latency.unwrap().0, "/b");
 /// ```
-pub fn top_contributors(
-    cells: &[Cell],
-    window_s: f64,
-    baseline_s: f64,
-) -> (Option<(Cell, f64)>, Option<(String, f64)>) {
+pub fn top_contributors(cells: &[Cell], window_s: f64, baseline_s: f64) -> Contributors {
     let rise = |c: &Cell| c.recent / window_s - c.before / baseline_s;
     let errors: Vec<&Cell> = cells.iter().filter(|c| c.is_error()).collect();
     let total: f64 = errors.iter().map(|c| rise(c).max(0.0)).sum();

@@ -276,7 +276,8 @@ mod tests {
     #[tokio::test]
     async fn webhook_retries_until_accepted_and_signs() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let bodies: Arc<std::sync::Mutex<Vec<(HeaderMap, Vec<u8>)>>> = Arc::default();
+        type Seen = Arc<std::sync::Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
+        let bodies: Seen = Arc::default();
         let (c, b) = (Arc::clone(&calls), Arc::clone(&bodies));
         let app = axum::Router::new().route(
             "/hook",
@@ -356,7 +357,7 @@ mod tests {
         let firing = alert(Phase::Firing);
         let s = 1_000_000_000;
         assert_eq!(r.due(&config, [&firing].into_iter(), 10 * s).len(), 1);
-        r.sent(&[firing.clone()], 10 * s);
+        r.sent(std::slice::from_ref(&firing), 10 * s);
         assert!(r.due(&config, [&firing].into_iter(), 30 * s).is_empty());
         assert_eq!(r.due(&config, [&firing].into_iter(), 70 * s).len(), 1);
         let resolved = alert(Phase::Resolved);
