@@ -168,6 +168,7 @@ async fn grafana_datasource_replay() {
     assert_eq!(
         names,
         [
+            "alerts",
             "anomalies",
             "forecasts",
             "health",
@@ -186,7 +187,7 @@ async fn grafana_datasource_replay() {
       WHERE quote_ident(table_schema) = 'public'
       ORDER BY 1",
     );
-    assert_eq!(rows.len(), 9);
+    assert_eq!(rows.len(), 10);
     let columns_query = format!(
         "SELECT quote_ident(column_name) AS \"column\", data_type AS \"type\"
     FROM information_schema.columns

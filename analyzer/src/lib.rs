@@ -25,6 +25,7 @@ pub mod recommend;
 pub mod schema;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;
 
 pub use analyzer::{Analyzer, RunningAnalyzer};
 pub use config::AnalyzerConfig;

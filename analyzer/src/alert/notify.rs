@@ -4,7 +4,6 @@
 //! (version 4, as Alertmanager 0.25 sends it), retried with backoff, optionally signed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -13,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 use super::config::{AlertingConfig, WebhookConfig};
 use super::group::Notification;
 use super::state::{Alert, Phase};
-use crate::recommend::deliver::{signature, SIGNATURE_HEADER};
 use crate::telemetry::AnalyzerMetrics;
 
 /// Alertmanager's "no end" time.
@@ -193,36 +191,17 @@ pub async fn webhook(
         p = queue.recv() => p,
     } {
         let body = payload.to_string().into_bytes();
-        let mut backoff = Duration::from_millis(500);
-        let mut outcome = "failed";
-        for attempt in 1..=hook.max_attempts.max(1) {
-            let mut request = client
-                .post(&hook.url)
-                .header("content-type", "application/json");
-            if !hook.secret.is_empty() {
-                request = request.header(SIGNATURE_HEADER, signature(&hook.secret, &body));
-            }
-            match request.body(body.clone()).send().await {
-                Ok(r) if r.status().is_success() => {
-                    outcome = "ok";
-                    break;
-                }
-                Ok(r) => {
-                    tracing::warn!(url = %hook.url, status = %r.status(), attempt, "alert webhook refused a notification")
-                }
-                Err(e) => {
-                    tracing::warn!(url = %hook.url, error = %e, attempt, "alert webhook unreachable")
-                }
-            }
-            if attempt == hook.max_attempts.max(1) {
-                break;
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-        }
+        let delivery = crate::webhook::Delivery {
+            url: &hook.url,
+            body: &body,
+            secret: &hook.secret,
+            headers: Vec::new(),
+            max_attempts: hook.max_attempts,
+        };
+        let Some(accepted) = crate::webhook::post(&client, delivery, &stop).await else {
+            return;
+        };
+        let outcome = if accepted { "ok" } else { "failed" };
         metrics
             .alert_notifications
             .with_label_values(&["webhook", outcome])
@@ -240,8 +219,11 @@ mod tests {
     use axum::routing::post;
     use prometheus::Registry;
 
+    use std::time::Duration;
+
     use super::*;
     use crate::alert::state::{fingerprint, Instance, Labels};
+    use crate::webhook::{signature, SIGNATURE_HEADER};
 
     fn alert(phase: Phase) -> Alert {
         let labels: Labels = [

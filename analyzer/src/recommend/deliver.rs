@@ -5,19 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hmac::{Hmac, KeyInit, Mac};
 use meridian_collector::kafka::KafkaConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::board::{Board, Event};
 use crate::telemetry::AnalyzerMetrics;
 
-/// The signature header of webhook deliveries.
-pub const SIGNATURE_HEADER: &str = "x-meridian-signature";
+pub use crate::webhook::{signature, SIGNATURE_HEADER};
 
 /// Where recommendations go besides the HTTP API (`[analyzer.recommend.delivery]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,23 +59,6 @@ fn default_attempts() -> u32 {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(5)
-}
-
-/// `sha256=<hex>` of `body` under `secret`.
-///
-/// ```
-/// use meridian_analyzer::recommend::deliver::signature;
-/// assert_eq!(
-///     signature("key", b"The quick brown fox jumps over the lazy dog"),
-///     "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
-/// );
-/// ```
-pub fn signature(secret: &str, body: &[u8]) -> String {
-    // HMAC takes keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// The JSON body of one event.
@@ -190,35 +170,20 @@ async fn webhook(
         e = events.recv() => e,
     } {
         let payload = body(&event);
-        let mut backoff = Duration::from_millis(500);
-        let mut outcome = "failed";
-        for attempt in 1..=hook.max_attempts.max(1) {
-            let mut request = client
-                .post(&hook.url)
-                .header("content-type", "application/json")
-                .header("x-meridian-event", event.kind)
-                .header("x-meridian-version", event.version.to_string());
-            if !hook.secret.is_empty() {
-                request = request.header(SIGNATURE_HEADER, signature(&hook.secret, &payload));
-            }
-            match request.body(payload.clone()).send().await {
-                Ok(r) if r.status().is_success() => {
-                    outcome = "ok";
-                    break;
-                }
-                Ok(r) => {
-                    tracing::warn!(url = %hook.url, status = %r.status(), attempt, "webhook refused an event")
-                }
-                Err(e) => {
-                    tracing::warn!(url = %hook.url, error = %e, attempt, "webhook unreachable")
-                }
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-        }
+        let delivery = crate::webhook::Delivery {
+            url: &hook.url,
+            body: &payload,
+            secret: &hook.secret,
+            headers: vec![
+                ("x-meridian-event", event.kind.to_owned()),
+                ("x-meridian-version", event.version.to_string()),
+            ],
+            max_attempts: hook.max_attempts,
+        };
+        let Some(accepted) = crate::webhook::post(&client, delivery, &stop).await else {
+            return;
+        };
+        let outcome = if accepted { "ok" } else { "failed" };
         metrics
             .recommendation_deliveries
             .with_label_values(&["webhook", outcome])
