@@ -63,18 +63,23 @@ pub async fn rows(engine: &QueryEngine, sql: &str) -> Result<Vec<Value>, String>
 }
 
 /// `RegionAnomaly`: per region and service, the critical anomalies on error ratio or p99
-/// detected within the window — one alert however many routes, metrics and detectors fired.
+/// detected within the window (of intervals from the last two minutes besides) — one alert
+/// however many routes, metrics and detectors fired.
 pub async fn anomalies(
     engine: &QueryEngine,
     config: &BuiltinConfig,
     endpoints: &[(String, Endpoint)],
 ) -> Result<Evaluated, String> {
     let window = config.anomaly_window.as_secs().max(1);
+    // Intervals that started long ago (a collector replaying its disk buffer, generated
+    // history) are history, not an incident to page about now.
+    let recent = window + 120;
     let found = rows(
         engine,
         &format!(
             "SELECT region, service_name, http_route, metric, value, expected, score, severity, detector \
-             FROM anomalies WHERE detected_at >= now() - INTERVAL '{window} seconds' ORDER BY score DESC"
+             FROM anomalies WHERE detected_at >= now() - INTERVAL '{window} seconds' \
+               AND time >= now() - INTERVAL '{recent} seconds' ORDER BY score DESC"
         ),
     )
     .await?;
