@@ -2,10 +2,9 @@
 //! explain most of the change against the minutes before, the traces to look at (and the SQL
 //! that fetches them), what else moved at the same time, and whether the probes agree.
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Float64Type};
 use serde_json::{json, Value};
 
+use super::builtin::rows;
 use crate::query::sql::QueryEngine;
 
 /// `'text'` as a SQL string literal.
@@ -177,53 +176,25 @@ fn display_route(route: &str) -> &str {
 }
 
 async fn cells(engine: &QueryEngine, sql: &str) -> Result<Vec<Cell>, String> {
-    let result = engine.query(sql).await.map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for batch in &result.batches {
-        let text = |i: usize| arrow::compute::cast(batch.column(i), &DataType::Utf8);
-        let number = |i: usize| arrow::compute::cast(batch.column(i), &DataType::Float64);
-        let (route, status) = (
-            text(0).map_err(|e| e.to_string())?,
-            text(1).map_err(|e| e.to_string())?,
-        );
-        let nums: Vec<_> = (2..6)
-            .map(number)
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?;
-        for row in 0..batch.num_rows() {
-            let get = |c: &arrow::array::ArrayRef| {
-                let c = c.as_primitive::<Float64Type>();
-                if c.is_null(row) {
-                    0.0
-                } else {
-                    c.value(row)
-                }
-            };
-            out.push(Cell {
-                route: route.as_string::<i32>().value(row).to_owned(),
-                status: status.as_string::<i32>().value(row).to_owned(),
-                recent: get(&nums[0]),
-                before: get(&nums[1]),
-                recent_ns: get(&nums[2]),
-                before_ns: get(&nums[3]),
-            });
-        }
-    }
-    Ok(out)
+    let number = |row: &Value, key: &str| row[key].as_f64().unwrap_or(0.0);
+    Ok(rows(engine, sql)
+        .await?
+        .iter()
+        .map(|r| Cell {
+            route: r["route"].as_str().unwrap_or_default().to_owned(),
+            status: r["status"].as_str().unwrap_or_default().to_owned(),
+            recent: number(r, "recent"),
+            before: number(r, "before"),
+            recent_ns: number(r, "recent_ns"),
+            before_ns: number(r, "before_ns"),
+        })
+        .collect())
 }
 
 async fn exemplars(engine: &QueryEngine, sql: &str) -> Result<Vec<String>, String> {
-    let result = engine.query(sql).await.map_err(|e| e.to_string())?;
-    let mut ids = Vec::new();
-    for batch in &result.batches {
-        let column =
-            arrow::compute::cast(batch.column(0), &DataType::Utf8).map_err(|e| e.to_string())?;
-        let column = column.as_string::<i32>();
-        ids.extend(
-            (0..column.len())
-                .filter(|i| !column.is_null(*i))
-                .map(|i| column.value(i).to_owned()),
-        );
-    }
-    Ok(ids)
+    Ok(rows(engine, sql)
+        .await?
+        .iter()
+        .filter_map(|r| r["trace_id"].as_str().map(str::to_owned))
+        .collect())
 }
