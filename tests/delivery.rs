@@ -267,3 +267,106 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The active alerts of `rule` on the analyzer's `/api/v1/alerts`.
+async fn active_alerts(api: std::net::SocketAddr, rule: &str) -> Vec<serde_json::Value> {
+    let body: serde_json::Value = reqwest::get(format!("http://{api}/api/v1/alerts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["data"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["labels"]["alertname"] == rule)
+        .cloned()
+        .collect()
+}
+
+/// Scenario: a `meridian collector` forwarding to a separate `meridian analyzer`, both reporting
+/// their own metrics every second; then the collector is SIGKILLed, then started again.
+/// Guarantees: the collector's gauges (and the analyzer's) are rows of the `metrics` table with
+/// region and instance; nothing alerts while the collector reports; its silence fires
+/// `MeridianCollectorSilent` for its region and instance, which resolves once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_collector_pages_from_its_own_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(
+        &config,
+        "[collector.self_metrics]\ninterval = \"1s\"\ninstance = \"edge-1\"\n\
+         [analyzer.self_metrics]\ninterval = \"1s\"\n\
+         [analyzer.alerting]\nevaluate_every = \"1s\"\n\
+         [analyzer.alerting.builtin]\ncollector_silent_after = \"6s\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let analyzer = Meridian::start(
+        "analyzer",
+        &dir.path().join("analyzer"),
+        &["--config", config],
+    );
+    let forward = format!("http://{}", analyzer.api);
+    let collector_args = [
+        "--config",
+        config,
+        "--forward-to",
+        &forward,
+        "--region",
+        "eu-west-1",
+    ];
+    let collector_dir = dir.path().join("collector");
+    let collector = Meridian::start("collector", &collector_dir, &collector_args);
+
+    let reports = "SELECT count(*) AS n FROM metrics WHERE service_name = 'meridian-collector' \
+                   AND region = 'eu-west-1' AND resource_attributes['service.instance.id'] = 'edge-1' \
+                   AND name = 'meridian_collector_sink_up' AND value = 1";
+    assert!(wait_for_count(analyzer.api, reports, 3, Duration::from_secs(30)).await >= 3);
+    let own = "SELECT count(*) AS n FROM metrics WHERE service_name = 'meridian-analyzer' \
+               AND region = 'center' AND name = 'meridian_analyzer_ingested_rows_total'";
+    assert!(wait_for_count(analyzer.api, own, 1, Duration::from_secs(30)).await >= 1);
+    for rule in [
+        "MeridianCollectorSilent",
+        "MeridianCollectorBufferFilling",
+        "MeridianCollectorBehind",
+    ] {
+        assert_eq!(
+            active_alerts(analyzer.api, rule).await,
+            Vec::<serde_json::Value>::new()
+        );
+    }
+
+    collector.kill9();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let firing = loop {
+        let found = active_alerts(analyzer.api, "MeridianCollectorSilent").await;
+        if let Some(a) = found.into_iter().find(|a| a["state"] == "firing") {
+            break a;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the silent collector never paged"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(firing["labels"]["region"], "eu-west-1");
+    assert_eq!(firing["labels"]["instance"], "edge-1");
+    assert_eq!(firing["labels"]["severity"], "page");
+    let summary = firing["annotations"]["summary"].as_str().unwrap();
+    assert!(summary.contains("has not reported"), "{summary}");
+
+    let _collector = Meridian::start("collector", &collector_dir, &collector_args);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !active_alerts(analyzer.api, "MeridianCollectorSilent")
+        .await
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the alert did not resolve once the collector reported again"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

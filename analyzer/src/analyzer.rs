@@ -10,6 +10,7 @@ use axum::Router;
 use meridian_collector::admin::{self, ReadyCheck};
 use meridian_collector::kafka::KafkaConfig;
 use meridian_collector::listen::{bind, spawn_http};
+use meridian_collector::self_metrics::{Reporter, ANALYZER_PREFIXES, ANALYZER_SERVICE};
 use meridian_collector::sink::Sink;
 use meridian_collector::task::{join, TaskFailed};
 use prometheus::Registry;
@@ -56,6 +57,7 @@ pub struct RunningAnalyzer {
     pipeline: JoinHandle<Result<(), TaskFailed>>,
     delivery: JoinHandle<()>,
     alerts: JoinHandle<()>,
+    own_metrics: Option<JoinHandle<()>>,
 }
 
 impl AnalyzerConfig {
@@ -192,6 +194,7 @@ impl Analyzer {
             stop_serving.clone(),
         ));
         let alerts = tokio::spawn(alerting.run(stop_serving.clone()));
+        let own_metrics = self.own_metrics(stop_serving.clone());
         tracing::info!(%http_addr, "analyzer serving SQL on /api/v1/sql");
         Ok(RunningAnalyzer {
             http_addr,
@@ -209,7 +212,34 @@ impl Analyzer {
             pipeline,
             delivery,
             alerts,
+            own_metrics,
         })
+    }
+
+    /// Records the analyzer's own metrics in its store (`[analyzer.self_metrics]`), beside the
+    /// collectors' reports, for the "Meridian itself" dashboard.
+    fn own_metrics(&self, stop: CancellationToken) -> Option<JoinHandle<()>> {
+        let config = &self.config.self_metrics;
+        if config.interval.is_zero() {
+            return None;
+        }
+        let reporter = Reporter {
+            interval: config.interval,
+            prefixes: &ANALYZER_PREFIXES,
+            service: ANALYZER_SERVICE,
+            instance: config.instance_id(),
+            region: "center".to_owned(),
+        };
+        let store = Arc::clone(&self.store);
+        let deliver = move |batch| {
+            let result = store.insert(batch).map_err(|e| e.to_string());
+            std::future::ready(result)
+        };
+        Some(tokio::spawn(reporter.run(
+            self.registry.clone(),
+            deliver,
+            stop,
+        )))
     }
 }
 
@@ -228,6 +258,9 @@ impl RunningAnalyzer {
         outcome = outcome.and(join("maintenance", self.maintenance).await);
         outcome = outcome.and(join("recommendation delivery", self.delivery).await);
         outcome = outcome.and(join("alerting", self.alerts).await);
+        if let Some(task) = self.own_metrics {
+            outcome = outcome.and(join("own metrics", task).await);
+        }
         let consumer = match self.consumer {
             Some(task) => match join("Kafka consumer", task).await {
                 Ok(consumer) => Some(consumer),

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use meridian_collector::self_metrics::SelfMetricsConfig;
+
 use crate::alert::AlertingConfig;
 use crate::derive::DeriveConfig;
 use crate::detect::DetectConfig;
@@ -33,6 +35,9 @@ pub struct AnalyzerConfig {
     pub pipeline: PipelineConfig,
     /// Alert rules and notifications (`[analyzer.alerting]`).
     pub alerting: AlertingConfig,
+    /// How often the analyzer records its own metrics in the `metrics` table
+    /// (`[analyzer.self_metrics]`, service `meridian-analyzer`, region `center`).
+    pub self_metrics: SelfMetricsConfig,
 }
 
 impl Default for AnalyzerConfig {
@@ -44,6 +49,7 @@ impl Default for AnalyzerConfig {
             postgres: PgConfig::default(),
             pipeline: PipelineConfig::default(),
             alerting: AlertingConfig::default(),
+            self_metrics: SelfMetricsConfig::default(),
         }
     }
 }
@@ -62,6 +68,7 @@ struct AnalyzerTable {
     health: HealthConfig,
     recommend: RecommendConfig,
     alerting: AlertingConfig,
+    self_metrics: SelfMetricsConfig,
 }
 
 impl Default for AnalyzerTable {
@@ -85,6 +92,7 @@ impl From<AnalyzerTable> for AnalyzerConfig {
                 recommend: t.recommend,
             },
             alerting: t.alerting,
+            self_metrics: t.self_metrics,
         }
     }
 }
@@ -102,6 +110,7 @@ impl From<AnalyzerConfig> for AnalyzerTable {
             health: c.pipeline.health,
             recommend: c.pipeline.recommend,
             alerting: c.alerting,
+            self_metrics: c.self_metrics,
         }
     }
 }

@@ -78,6 +78,12 @@ impl CollectorConfig {
             }
             _ => None,
         };
+        metrics
+            .queue_capacity_rows
+            .set(self.queue_capacity_rows as i64);
+        if disk.is_some() {
+            metrics.buffer_max_bytes.set(self.buffer.max_bytes as i64);
+        }
         let (queue, rx) = queue::bounded(self.queue_capacity_rows, metrics.clone());
         let intake = Intake::new(&self.region, queue, metrics.clone(), self.otlp.retry_after);
         let intake = if disk.is_some() {
@@ -96,8 +102,15 @@ impl CollectorConfig {
             &self.probes,
             targets,
             &self.region,
-            intake,
+            intake.clone(),
             probe_metrics,
+            stop_receivers.clone(),
+        ));
+        receivers.tasks.extend(crate::self_metrics::start(
+            &self.self_metrics,
+            &self.region,
+            registry.clone(),
+            intake,
             stop_receivers.clone(),
         ));
         let ready = self.ready_check(&metrics, disk.is_some());

@@ -8,6 +8,7 @@ use crate::buffer::BufferConfig;
 use crate::forward::ForwardConfig;
 use crate::otlp::OtlpConfig;
 use crate::probe::ProbeConfig;
+use crate::self_metrics::SelfMetricsConfig;
 use crate::sink::network::NetworkSinkConfig;
 
 /// Configuration of one regional collector (`[collector]` in the TOML file).
@@ -32,6 +33,8 @@ pub struct CollectorConfig {
     /// Endpoints this collector health-checks (`[[collector.probes]]`); give every regional
     /// collector the same list, so each endpoint is checked from every region.
     pub probes: Vec<ProbeConfig>,
+    /// How often the collector reports its own metrics to the center (`[collector.self_metrics]`).
+    pub self_metrics: SelfMetricsConfig,
 }
 
 impl Default for CollectorConfig {
@@ -45,6 +48,7 @@ impl Default for CollectorConfig {
             buffer: BufferConfig::default(),
             network: NetworkSinkConfig::default(),
             probes: Vec::new(),
+            self_metrics: SelfMetricsConfig::default(),
         }
     }
 }

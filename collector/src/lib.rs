@@ -22,6 +22,7 @@ pub mod otlp;
 pub mod probe;
 pub mod queue;
 pub mod schema;
+pub mod self_metrics;
 pub mod signal;
 pub mod sink;
 pub mod task;

@@ -27,6 +27,10 @@ pub struct CollectorMetrics {
     pub buffer_records: IntGauge,
     /// Bytes the disk buffer takes on disk.
     pub buffer_bytes: IntGauge,
+    /// The disk buffer's limit in bytes (0 without a disk buffer), so its fill is a ratio.
+    pub buffer_max_bytes: IntGauge,
+    /// Rows the queue holds before receivers answer with backpressure.
+    pub queue_capacity_rows: IntGauge,
     /// Age of the oldest record being delivered from the disk buffer, in seconds.
     pub buffer_oldest_age_seconds: Gauge,
     /// Bytes of damaged records skipped when opening the disk buffer.
@@ -124,6 +128,20 @@ impl CollectorMetrics {
                 IntGauge::new(
                     "meridian_collector_buffer_bytes",
                     "Bytes the disk buffer takes on disk",
+                )?,
+            )?,
+            buffer_max_bytes: register(
+                registry,
+                IntGauge::new(
+                    "meridian_collector_buffer_max_bytes",
+                    "The disk buffer's size limit (0 without a disk buffer)",
+                )?,
+            )?,
+            queue_capacity_rows: register(
+                registry,
+                IntGauge::new(
+                    "meridian_collector_queue_capacity_rows",
+                    "Rows the forwarding queue holds before backpressure",
                 )?,
             )?,
             buffer_oldest_age_seconds: register(

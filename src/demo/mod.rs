@@ -63,13 +63,15 @@ const FLEET: [(&str, Transport); 3] = [
 pub async fn run(mut config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
     let capacity = &mut config.analyzer.pipeline.recommend.capacity;
     // The simulated fleet has no autoscaler exporting its instance count: unless configured,
-    // each region runs 3 instances of 25 req/s, so capacity recommendations have a baseline.
+    // each region runs 4 instances of 30 req/s: at 70% utilisation the daily peak (1.5 × the
+    // mean rate) fits with one instance lost (N−1), and traffic failed over from another region
+    // does not — so capacity tickets are the incident's, not the demo's.
     if capacity.instances.is_empty() && capacity.instances_metric.is_empty() {
         for (region, _) in FLEET {
-            capacity.instances.insert(region.to_owned(), 3);
+            capacity.instances.insert(region.to_owned(), 4);
         }
         if capacity.capacity_per_instance == 0.0 {
-            capacity.capacity_per_instance = 25.0;
+            capacity.capacity_per_instance = 30.0;
         }
     }
     let registry = Registry::new();

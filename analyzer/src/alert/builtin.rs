@@ -27,7 +27,9 @@ pub struct Evaluated {
     pub instances: Vec<Instance>,
 }
 
-fn labels(rule: &str, config: &BuiltinConfig, pairs: &[(&str, &str)]) -> Labels {
+/// The labels of a built-in rule's instance: `alertname`, the rule's severity, and `pairs`
+/// that are not empty.
+pub(super) fn labels(rule: &str, config: &BuiltinConfig, pairs: &[(&str, &str)]) -> Labels {
     let mut l: Labels = pairs
         .iter()
         .filter(|(_, v)| !v.is_empty())
@@ -40,7 +42,8 @@ fn labels(rule: &str, config: &BuiltinConfig, pairs: &[(&str, &str)]) -> Labels 
     l
 }
 
-fn annotations(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
+/// Annotations from the `pairs` that are not empty.
+pub(super) fn annotations(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .filter(|(_, v)| !v.is_empty())

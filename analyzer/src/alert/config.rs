@@ -74,6 +74,21 @@ pub struct BuiltinConfig {
     pub capacity: bool,
     /// `MeridianAnalyzerNotReady`: the analyzer's own trouble (store behind, sink refusing).
     pub pipeline: bool,
+    /// `MeridianCollectorSilent`, `MeridianCollectorBufferFilling`, `MeridianCollectorBehind`:
+    /// the collectors' trouble, from the metrics they report about themselves.
+    pub collectors: bool,
+    /// A collector that has not reported for this long is silent (it reports every 15 s by
+    /// default).
+    #[serde(with = "humantime_serde")]
+    pub collector_silent_after: Duration,
+    /// A collector not heard from for this long is forgotten (its silence alert resolves).
+    #[serde(with = "humantime_serde")]
+    pub collector_forget_after: Duration,
+    /// Queue or disk-buffer fill (0–1) at which `MeridianCollectorBufferFilling` fires.
+    pub collector_full_ratio: f64,
+    /// Age of the oldest data a collector is still delivering at which it is behind.
+    #[serde(with = "humantime_serde")]
+    pub collector_behind_after: Duration,
     /// Severity label of each built-in rule.
     pub severities: BTreeMap<String, String>,
 }
@@ -89,12 +104,20 @@ impl Default for BuiltinConfig {
             failover: true,
             capacity: true,
             pipeline: true,
+            collectors: true,
+            collector_silent_after: Duration::from_secs(120),
+            collector_forget_after: Duration::from_secs(6 * 3600),
+            collector_full_ratio: 0.8,
+            collector_behind_after: Duration::from_secs(300),
             severities: [
                 ("RegionAnomaly", "page"),
                 ("EndpointUnhealthy", "page"),
                 ("FailoverRecommended", "page"),
                 ("CapacityShortfall", "ticket"),
                 ("MeridianAnalyzerNotReady", "page"),
+                ("MeridianCollectorSilent", "page"),
+                ("MeridianCollectorBufferFilling", "page"),
+                ("MeridianCollectorBehind", "ticket"),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))

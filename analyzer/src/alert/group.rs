@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use super::config::WebhookConfig;
 use super::state::{Alert, Labels, Phase};
 
@@ -19,14 +21,14 @@ pub struct Notification {
     pub alerts: Vec<Alert>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Group {
     labels: Labels,
     next_ns: i64,
     notified: Option<Sent>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Sent {
     at_ns: i64,
     firing: BTreeSet<String>,
@@ -34,7 +36,7 @@ struct Sent {
 }
 
 /// The groups of one webhook.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Grouper {
     groups: BTreeMap<String, Group>,
 }

@@ -4,6 +4,7 @@
 //! attached (the route and status behind the change, exemplar traces, what else moved).
 
 pub mod builtin;
+pub mod collectors;
 pub mod config;
 pub mod group;
 pub mod hints;
@@ -11,6 +12,7 @@ pub mod http;
 pub mod notify;
 pub mod rows;
 pub mod rule;
+pub mod saved;
 pub mod state;
 
 use std::collections::HashMap;
@@ -29,6 +31,9 @@ use crate::pipeline::Pipeline;
 use crate::query::sql::QueryEngine;
 use crate::store::{Dataset, Store};
 use crate::telemetry::AnalyzerMetrics;
+
+/// A webhook's receiver name, its queue and its groups.
+type Sender = (String, mpsc::Sender<serde_json::Value>, group::Grouper);
 
 /// The alerting stage, built; [`Alerting::run`] evaluates and notifies until stopped.
 pub struct Alerting {
@@ -108,6 +113,18 @@ impl Alerting {
         if b.pipeline {
             evaluated.push(builtin::pipeline(b, (self.ready)()));
         }
+        if b.collectors {
+            match collectors::evaluate(&self.engine, b, now).await {
+                Ok(list) => evaluated.extend(list),
+                Err(e) => {
+                    tracing::warn!(error = %e, "built-in collector rules failed");
+                    self.metrics
+                        .alert_rule_errors
+                        .with_label_values(&["MeridianCollector"])
+                        .inc();
+                }
+            }
+        }
         let mut changes = Vec::new();
         for e in evaluated {
             changes.extend(self.observe(e.rule, e.timing, e.instances, now));
@@ -115,11 +132,54 @@ impl Alerting {
         changes
     }
 
+    /// The rules evaluated with this configuration: built-in and user rules.
+    fn rule_names(&self) -> Vec<&str> {
+        let b = &self.config.builtin;
+        let builtin = [
+            (b.anomaly, "RegionAnomaly"),
+            (b.endpoint_unhealthy, "EndpointUnhealthy"),
+            (b.failover, "FailoverRecommended"),
+            (b.capacity, "CapacityShortfall"),
+            (b.pipeline, "MeridianAnalyzerNotReady"),
+            (b.collectors, "MeridianCollectorSilent"),
+            (b.collectors, "MeridianCollectorBufferFilling"),
+            (b.collectors, "MeridianCollectorBehind"),
+        ];
+        builtin
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, name)| name)
+            .chain(self.config.rules.iter().map(|r| r.name.as_str()))
+            .collect()
+    }
+
+    /// Saves the alerts, what was sent and the webhook groups with the store's objects.
+    async fn save(&self, resender: &notify::Resender, senders: &[Sender]) {
+        let bytes = {
+            let book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+            let groupers = senders
+                .iter()
+                .zip(&self.config.webhooks)
+                .map(|((_, _, g), hook)| (hook.url.as_str(), g))
+                .collect();
+            saved::encode(&saved::SavedRef::new(&book, resender, groupers))
+        };
+        if let Some(bytes) = bytes {
+            saved::put(&self.store, bytes).await;
+        }
+    }
+
     /// Evaluates the rules on schedule, stores each change of state, notifies, until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         if !self.config.enabled {
             return;
         }
+        let mut restored = saved::load(&self.store).await;
+        let mut carried = {
+            let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+            *book = std::mem::take(&mut restored.book);
+            book.resolve_unknown(&self.rule_names(), now_ns())
+        };
         let mut senders = Vec::new();
         let mut workers = Vec::new();
         for (i, hook) in self.config.webhooks.iter().enumerate() {
@@ -127,7 +187,7 @@ impl Alerting {
             senders.push((
                 format!("meridian-webhook-{i}"),
                 tx,
-                group::Grouper::default(),
+                restored.groupers.remove(&hook.url).unwrap_or_default(),
             ));
             workers.push(tokio::spawn(notify::webhook(
                 hook.clone(),
@@ -137,7 +197,7 @@ impl Alerting {
             )));
         }
         let client = reqwest::Client::new();
-        let mut resender = notify::Resender::default();
+        let mut resender = restored.resender;
         let mut last_builtin: Option<Instant> = None;
         let mut last_rule: HashMap<String, Instant> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -148,7 +208,7 @@ impl Alerting {
                 () = stop.cancelled() => break,
             }
             let now = now_ns();
-            let mut changes = Vec::new();
+            let mut changes = std::mem::take(&mut carried);
             if last_builtin.is_none_or(|t| t.elapsed() >= self.config.evaluate_every) {
                 last_builtin = Some(Instant::now());
                 changes.extend(self.builtins(now).await);
@@ -200,6 +260,7 @@ impl Alerting {
                     Err(e) => tracing::error!(error = %e, "building alert rows failed"),
                 }
             }
+            let mut dirty = !changes.is_empty();
             // Notify from a snapshot, without holding the book across awaits.
             let alerts: Vec<state::Alert> = {
                 let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
@@ -220,12 +281,14 @@ impl Alerting {
                         .await
                 {
                     resender.sent(&due, now);
+                    dirty = true;
                 }
                 let known: Vec<String> = alerts.iter().map(|a| a.fingerprint.clone()).collect();
                 resender.retain(&known);
             }
             for ((receiver, tx, grouper), hook) in senders.iter_mut().zip(&self.config.webhooks) {
                 for n in grouper.due(hook, alerts.iter(), now) {
+                    dirty = true;
                     let payload = notify::webhook_payload(&self.config, receiver, &n);
                     if tx.try_send(payload).is_err() {
                         tracing::warn!(url = %hook.url, "alert webhook queue full; notification dropped");
@@ -236,7 +299,11 @@ impl Alerting {
                     }
                 }
             }
+            if dirty {
+                self.save(&resender, &senders).await;
+            }
         }
+        self.save(&resender, &senders).await;
         drop(senders);
         for w in workers {
             let _ = w.await;

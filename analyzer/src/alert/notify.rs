@@ -49,7 +49,7 @@ pub fn alertmanager_alert(config: &AlertingConfig, alert: &Alert, now_ns: i64) -
 
 /// Which alerts each Alertmanager is due to get: on every change of state, and every
 /// `resend_delay` while firing or recently resolved.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Resender {
     sent: HashMap<String, (Phase, i64)>,
 }

@@ -6,20 +6,21 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Labels of an alert instance (`alertname` among them).
 pub type Labels = BTreeMap<String, String>;
 
 /// What a rule found in one evaluation.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
     /// Identity: `alertname` and the rule's labels.
     pub labels: Labels,
     /// Text for people, filled in.
     pub annotations: BTreeMap<String, String>,
     /// The value that made it an alert.
+    #[serde(deserialize_with = "nan_as_null")]
     pub value: f64,
     /// Why (root-cause hints), stored in the `evidence` column.
     pub evidence: serde_json::Value,
@@ -35,7 +36,7 @@ pub struct Timing {
 }
 
 /// The state of an alert.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Returned, not yet for `for`.
@@ -58,7 +59,7 @@ impl Phase {
 }
 
 /// One alert and its history.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// The rule's name.
     pub rule: String,
@@ -85,6 +86,11 @@ pub struct Transition {
     pub alert: Alert,
 }
 
+/// JSON has no NaN: serde_json writes it as `null`, read back here.
+fn nan_as_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// `sha256` of the sorted labels, as 16 hex digits.
 ///
 /// ```
@@ -105,7 +111,7 @@ pub fn fingerprint(labels: &Labels) -> String {
 }
 
 /// Every alert of every rule.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct AlertBook {
     alerts: BTreeMap<String, Alert>,
 }
@@ -179,6 +185,34 @@ impl AlertBook {
                     });
                 }
                 _ => {}
+            }
+        }
+        for fp in dropped {
+            self.alerts.remove(&fp);
+        }
+        changes
+    }
+
+    /// Resolves, at `now_ns`, the active alerts of rules not in `rules` (a rule removed from the
+    /// configuration while the analyzer was down), so notifiers learn they ended.
+    pub fn resolve_unknown(&mut self, rules: &[&str], now_ns: i64) -> Vec<Transition> {
+        let mut changes = Vec::new();
+        let mut dropped = Vec::new();
+        for (fp, alert) in self.alerts.iter_mut() {
+            if rules.contains(&alert.rule.as_str()) {
+                continue;
+            }
+            match alert.phase {
+                Phase::Pending => dropped.push(fp.clone()),
+                Phase::Firing => {
+                    alert.phase = Phase::Resolved;
+                    alert.resolved_at_ns = Some(now_ns);
+                    changes.push(Transition {
+                        at_ns: now_ns,
+                        alert: alert.clone(),
+                    });
+                }
+                Phase::Resolved => {}
             }
         }
         for fp in dropped {
