@@ -135,12 +135,16 @@ impl Analyzer {
         self
     }
 
-    /// All HTTP routes: SQL, ingest and the operator endpoints.
+    /// All HTTP routes: SQL, ingest, the operator endpoints and the console.
     pub fn router(&self) -> Router {
         query::http::router(Arc::clone(&self.engine))
             .merge(ingest::router(Arc::clone(&self.store)))
-            .merge(crate::recommend::http::router(self.pipeline.board()))
+            .merge(crate::recommend::http::router(
+                self.pipeline.board(),
+                self.metrics.clone(),
+            ))
             .merge(admin::router(self.registry.clone(), self.ready_check()))
+            .merge(crate::console::router())
     }
 
     /// Binds the HTTP API and the PostgreSQL endpoint, and starts the flusher, maintenance,

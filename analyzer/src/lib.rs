@@ -4,13 +4,15 @@
 //! Data flow: [`ingest`] (from collectors over HTTP) or [`consume`] (from Kafka) → [`store`] →
 //! [`derive`] (RED series) → [`detect`] (anomalies) and [`forecast`] → [`recommend`] (routing
 //! and capacity, with endpoint [`health`] from the collectors' probes), run by the [`pipeline`];
-//! [`query`] answers SQL over all of it (HTTP and the PostgreSQL protocol).
+//! [`query`] answers SQL over all of it (HTTP and the PostgreSQL protocol); [`console`] is the
+//! page people look at without Grafana.
 
 #![warn(missing_docs)]
 
 pub mod alert;
 pub mod analyzer;
 pub mod config;
+pub mod console;
 pub mod consume;
 pub mod derive;
 pub mod detect;

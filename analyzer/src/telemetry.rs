@@ -15,6 +15,8 @@ pub struct AnalyzerMetrics {
     pub bytes_flushed: IntCounterVec,
     /// Parquet files written, by table.
     pub files_written: IntCounterVec,
+    /// Time to flush a table's hot rows to Parquet (encode, write, checkpoint), by table.
+    pub flush_seconds: HistogramVec,
     /// Rows in memory waiting to be flushed, by table.
     pub hot_rows: IntGaugeVec,
     /// SQL queries, by outcome (`ok`, `invalid`, `failed`).
@@ -51,6 +53,8 @@ pub struct AnalyzerMetrics {
     pub recommendations: IntCounterVec,
     /// The desired routing weight, by service and region.
     pub routing_weight: IntGaugeVec,
+    /// The weight an agent reports it applied, by agent, service and region.
+    pub routing_applied_weight: IntGaugeVec,
     /// Version of the desired routing state.
     pub routing_version: IntGauge,
     /// Webhook and Kafka deliveries of recommendations, by channel and outcome.
@@ -85,6 +89,17 @@ impl AnalyzerMetrics {
             &["outcome"],
         )?;
         registry.register(Box::new(query_seconds.clone()))?;
+        let flush_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "meridian_analyzer_flush_seconds",
+                "Time to flush a table's hot rows to Parquet",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["table"],
+        )?;
+        registry.register(Box::new(flush_seconds.clone()))?;
         let kafka_lag = IntGaugeVec::new(
             Opts::new(
                 "meridian_analyzer_kafka_consumer_lag",
@@ -145,6 +160,11 @@ impl AnalyzerMetrics {
                 "meridian_routing_weight",
                 "Desired routing weight (0..255)",
                 &["service", "region"],
+            )?,
+            routing_applied_weight: gauges(
+                "meridian_routing_applied_weight",
+                "Routing weight an agent reports applied (0..255)",
+                &["agent", "service", "region"],
             )?,
             routing_version: gauge(
                 "meridian_routing_version",
@@ -213,6 +233,7 @@ impl AnalyzerMetrics {
                 &["outcome"],
             )?,
             query_seconds,
+            flush_seconds,
             repeats: counter(
                 "meridian_analyzer_repeated_batches_total",
                 "Deliveries recognised as repeats and not stored again",

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
-use opentelemetry::metrics::{Histogram, MeterProvider as _};
+use opentelemetry::metrics::{Gauge, Histogram, MeterProvider as _};
 use opentelemetry::trace::{
     Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
 };
@@ -148,6 +148,8 @@ pub struct Gateway {
     region: String,
     telemetry: Telemetry,
     duration: Histogram<f64>,
+    cpu: Gauge<f64>,
+    memory: Gauge<i64>,
 }
 
 impl Gateway {
@@ -162,10 +164,24 @@ impl Gateway {
                 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
             ])
             .build();
+        // Host figures under OpenTelemetry's process semantic conventions, as a gateway's
+        // host metrics receiver would export them.
+        let cpu = meter
+            .f64_gauge("process.cpu.utilization")
+            .with_unit("1")
+            .with_description("CPU time used, as a fraction of the available CPU")
+            .build();
+        let memory = meter
+            .i64_gauge("process.memory.usage")
+            .with_unit("By")
+            .with_description("Resident memory of the gateway process")
+            .build();
         Self {
             region: region.to_owned(),
             telemetry,
             duration,
+            cpu,
+            memory,
         }
     }
 
@@ -184,6 +200,11 @@ impl Gateway {
 
     /// Serves `count` simulated requests that ended just now.
     pub fn serve(&self, count: usize, condition: Condition, rng: &mut impl Rng) {
+        // Load against the 100 ms tick of 4 × 30 req/s; slow requests hold workers longer.
+        let load = count as f64 / 12.0 * (1.0 + 0.1 * (condition.latency_factor - 1.0));
+        self.cpu.record((0.05 + 0.6 * load).min(1.0), &[]);
+        self.memory
+            .record((160.0 + 64.0 * load) as i64 * 1024 * 1024, &[]);
         let tracer = self.telemetry.tracer.tracer("meridian-demo-gateway");
         let logger = self.telemetry.logger.logger("meridian-demo-gateway");
         for _ in 0..count {

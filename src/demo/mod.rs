@@ -4,6 +4,7 @@
 
 pub mod dataset;
 mod gateway;
+mod health;
 mod history;
 mod live;
 pub mod traffic;
@@ -80,7 +81,17 @@ pub async fn run(mut config: MeridianConfig, args: DemoArgs) -> anyhow::Result<(
     let sink = analyzer.sink();
     let engine = analyzer.engine();
     let analyzer = analyzer.start().await?;
+    println!(
+        "Meridian console: http://{}/  (open it in a browser)\n",
+        loopback(analyzer.http_addr)
+    );
 
+    // Every collector probes every region's gateway, unless the configuration lists probes.
+    let regions: Vec<&str> = FLEET.iter().map(|(r, _)| *r).collect();
+    let health = Arc::new(health::HealthEndpoints::start(&regions).await?);
+    if config.collector.probes.is_empty() {
+        config.collector.probes = health.probes();
+    }
     let mut collectors = Vec::new();
     let mut gateways = Vec::new();
     for (i, (region, transport)) in FLEET.iter().enumerate() {
@@ -159,6 +170,7 @@ pub async fn run(mut config: MeridianConfig, args: DemoArgs) -> anyhow::Result<(
     let stop = tokio_util::sync::CancellationToken::new();
     let load = tokio::spawn(drive_load(
         gateways,
+        Arc::clone(&health),
         args.clone(),
         (started, day_origin),
         stop.clone(),
@@ -222,9 +234,11 @@ fn diurnal(elapsed_s: f64, day: Duration) -> f64 {
 }
 
 /// Generates requests every 100 ms until `stop` (the incident timed from `started`, the
-/// diurnal cycle from `day_origin`); gives the gateways back for flushing.
+/// diurnal cycle from `day_origin`), failing the incident region's health endpoint while it
+/// lasts; gives the gateways back for flushing.
 async fn drive_load(
     gateways: Vec<(String, Gateway)>,
+    health: Arc<health::HealthEndpoints>,
     args: DemoArgs,
     (started, day_origin): (Instant, Instant),
     stop: tokio_util::sync::CancellationToken,
@@ -242,6 +256,7 @@ async fn drive_load(
         let in_incident = !args.no_incident
             && elapsed >= args.incident_after
             && elapsed < args.incident_after + args.incident_for;
+        health.set_failing(&args.incident_region, in_incident);
         for (i, (region, gateway)) in gateways.iter().enumerate() {
             let condition = if in_incident && *region == args.incident_region {
                 Condition {

@@ -22,10 +22,13 @@ use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use tokio_stream::wrappers::BroadcastStream;
 
+use crate::telemetry::AnalyzerMetrics;
+
 use super::board::{recommendation_json, AgentStatus, Board, Event, Override, OverrideError};
 
-/// The routes, over `board`.
-pub fn router(board: Arc<Board>) -> Router {
+/// The routes, over `board`; what agents report applied is also exported as
+/// `meridian_routing_applied_weight`, so dashboards draw desired against applied.
+pub fn router(board: Arc<Board>, metrics: AnalyzerMetrics) -> Router {
     Router::new()
         .route("/api/v1/routing", get(routing))
         .route("/api/v1/routing/overrides", post(set_override))
@@ -35,8 +38,12 @@ pub fn router(board: Arc<Board>) -> Router {
         )
         .route("/api/v1/recommendations", get(recommendations))
         .route("/api/v1/recommendations/stream", get(stream))
-        .route("/api/v1/agents/{id}/status", post(agent_status))
-        .with_state(board)
+        .with_state(Arc::clone(&board))
+        .merge(
+            Router::new()
+                .route("/api/v1/agents/{id}/status", post(agent_status))
+                .with_state((board, metrics)),
+        )
 }
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
@@ -149,12 +156,20 @@ async fn stream(
 }
 
 async fn agent_status(
-    State(board): State<Arc<Board>>,
+    State((board, metrics)): State<(Arc<Board>, AnalyzerMetrics)>,
     Path(id): Path<String>,
     body: Result<Json<AgentStatus>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     match body {
         Ok(Json(status)) => {
+            for (service, regions) in &status.applied {
+                for (region, weight) in regions {
+                    metrics
+                        .routing_applied_weight
+                        .with_label_values(&[id.as_str(), service, region])
+                        .set(i64::from(*weight));
+                }
+            }
             board.agent_status(&id, status);
             StatusCode::NO_CONTENT.into_response()
         }

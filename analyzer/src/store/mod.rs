@@ -379,6 +379,7 @@ impl Store {
         if snapshot.appended == 0 || nothing_new {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let count = snapshot.hot.len();
         let rows = snapshot.hot_rows;
         let appended = snapshot.appended;
@@ -418,6 +419,10 @@ impl Store {
             .files_written
             .with_label_values(&label)
             .inc_by(written.len() as u64);
+        self.metrics
+            .flush_seconds
+            .with_label_values(&label)
+            .observe(started.elapsed().as_secs_f64());
         table.commit_flush(count, written);
         self.metrics
             .files
