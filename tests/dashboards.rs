@@ -267,7 +267,7 @@ fn relative(now: DateTime<Utc>, spec: &str) -> DateTime<Utc> {
 }
 
 /// Runs every query of `name` as Grafana would on a dashboard load now; returns the failures
-/// (errors and empty answers) and the number of queries run.
+/// (errors, empty answers, answers with no value) and the number of queries run.
 async fn run_dashboard(client: &tokio_postgres::Client, name: &str) -> (Vec<String>, usize) {
     let d = dashboard(name);
     let now = Utc::now();
@@ -311,9 +311,17 @@ async fn run_dashboard(client: &tokio_postgres::Client, name: &str) -> (Vec<Stri
     }
     for q in &panels {
         let sql = expand(&q.sql, &vars, &range);
+        // Rows, and a value in them: a NULL in every value column would draw nothing.
+        let valued = |row: &BTreeMap<String, Option<String>>| {
+            row.iter()
+                .any(|(column, v)| !matches!(column.as_str(), "time" | "metric") && v.is_some())
+        };
         match pg_rows(client, &sql).await {
             Ok(rows) if rows.is_empty() => {
                 failures.push(format!("{name}: {} returned no rows: {sql}", q.place))
+            }
+            Ok(rows) if !rows.iter().any(valued) => {
+                failures.push(format!("{name}: {} returned only NULLs: {sql}", q.place))
             }
             Ok(_) => {}
             Err(e) => failures.push(format!("{name}: {}: {e}\n  {sql}", q.place)),

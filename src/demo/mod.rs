@@ -64,9 +64,9 @@ const FLEET: [(&str, Transport); 3] = [
 pub async fn run(mut config: MeridianConfig, args: DemoArgs) -> anyhow::Result<()> {
     let capacity = &mut config.analyzer.pipeline.recommend.capacity;
     // The simulated fleet has no autoscaler exporting its instance count: unless configured,
-    // each region runs 4 instances of 30 req/s: at 70% utilisation the daily peak (1.5 × the
-    // mean rate) fits with one instance lost (N−1), and traffic failed over from another region
-    // does not — so capacity tickets are the incident's, not the demo's.
+    // each region runs 4 instances of 30 req/s — fewer than the daily peak's forecast upper
+    // bound with one region lost (N−1) needs at 70% utilisation, so the capacity path shows a
+    // `scale_out` ticket for each region early in the run (9 instances would need none).
     if capacity.instances.is_empty() && capacity.instances_metric.is_empty() {
         for (region, _) in FLEET {
             capacity.instances.insert(region.to_owned(), 4);
