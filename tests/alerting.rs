@@ -131,18 +131,7 @@ async fn the_demo_incident_alerts_once_and_resolves() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("starting the demo");
-    let stdout = demo.stdout.take().unwrap();
-    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-    let sink = Arc::clone(&lines);
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            sink.lock().unwrap().push(line);
-        }
-    });
+    let lines = common::collect_lines(demo.stdout.take().unwrap());
 
     let is_incident = |b: &Value| {
         b["groupLabels"]["alertname"] == "RegionAnomaly"

@@ -5,10 +5,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -373,18 +372,8 @@ async fn the_console_and_every_dashboard_query_show_the_demo() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("starting the demo");
-    let stdout = demo.stdout.take().unwrap();
+    let lines = common::collect_lines(demo.stdout.take().unwrap());
     let demo = KillOnDrop(demo);
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sink = Arc::clone(&lines);
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            sink.lock().unwrap().push(line);
-        }
-    });
     let started = Instant::now();
     let (console, pg) = loop {
         assert!(

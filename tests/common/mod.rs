@@ -261,3 +261,18 @@ pub async fn upstream() -> u16 {
     tokio::spawn(async move { axum::serve(listener, app).await });
     port
 }
+
+/// The lines a child writes to `stdout`, collected as they come by a reader thread.
+#[allow(dead_code)]
+pub fn collect_lines(
+    stdout: std::process::ChildStdout,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let lines: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let sink = std::sync::Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
