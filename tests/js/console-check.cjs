@@ -16,7 +16,8 @@ async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.MERIDIAN_CHROMIUM || "/usr/bin/chromium",
     headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
   const errors = [];
   const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
