@@ -280,6 +280,13 @@ impl Pipeline {
     /// Runs the fits that are due and stores their forecasts; returns how many series were
     /// fitted. Fitting runs on a blocking thread, without holding the state.
     pub async fn refit(&self) -> Result<usize, StoreError> {
+        self.refit_until(&CancellationToken::new()).await
+    }
+
+    /// [`Self::refit`], stopping between series once `stop` is cancelled: a shutdown waits
+    /// for one series' fit at most, not for a whole round (all series are due after a
+    /// restart). The series left out stay due.
+    pub async fn refit_until(&self, stop: &CancellationToken) -> Result<usize, StoreError> {
         if !self.config.forecast.enabled {
             return Ok(0);
         }
@@ -290,9 +297,10 @@ impl Pipeline {
         if jobs.is_empty() {
             return Ok(0);
         }
-        let count = jobs.len();
+        let stop = stop.clone();
         let done = tokio::task::spawn_blocking(move || {
             jobs.into_iter()
+                .take_while(|_| !stop.is_cancelled())
                 .map(|job| {
                     let fitted = job.run();
                     (job, fitted)
@@ -301,6 +309,10 @@ impl Pipeline {
         })
         .await
         .map_err(StoreError::task("forecast"))?;
+        let count = done.len();
+        if count == 0 {
+            return Ok(0);
+        }
         let mut rows = Vec::new();
         {
             let mut state = self.lock();
@@ -371,8 +383,9 @@ impl Pipeline {
                     }
                 }
                 let me = Arc::clone(&self);
+                let stop = stop.clone();
                 fitting = Some(tokio::spawn(async move {
-                    if let Err(e) = me.refit().await {
+                    if let Err(e) = me.refit_until(&stop).await {
                         tracing::error!(error = %e, "storing forecasts failed");
                     }
                 }));
