@@ -137,8 +137,21 @@ fn now_ns() -> i64 {
 impl Store {
     /// One pass: retention, then compaction, then deleting retired files past their grace.
     pub async fn maintain(&self) -> Result<Maintenance, StoreError> {
+        self.maintain_until(&tokio_util::sync::CancellationToken::new())
+            .await
+    }
+
+    /// [`maintain`](Self::maintain), stopping between tables once `stop` is cancelled, so a
+    /// shutdown waits for one table's compaction at most; what is left runs next time.
+    async fn maintain_until(
+        &self,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Result<Maintenance, StoreError> {
         let mut done = Maintenance::default();
         for signal in Dataset::ALL {
+            if stop.is_cancelled() {
+                return Ok(done);
+            }
             done.expired += self.expire(signal, now_ns()).await?;
             let (merged, written) = self.compact(signal).await?;
             done.compacted += merged;
@@ -160,7 +173,7 @@ impl Store {
                 _ = stop.cancelled() => return,
                 _ = interval.tick() => {}
             }
-            match self.maintain().await {
+            match self.maintain_until(&stop).await {
                 Ok(done) if done != Maintenance::default() => {
                     tracing::info!(?done, "store maintenance")
                 }
