@@ -10,6 +10,7 @@ use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use meridian_collector::listen::{bind, spawn_http};
 use meridian_collector::probe::ProbeConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -31,22 +32,14 @@ impl HealthEndpoints {
         let mut endpoints = Vec::new();
         for region in regions {
             let failing = Arc::new(AtomicBool::new(false));
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            let (listener, addr) = bind("demo health endpoint", ([127, 0, 0, 1], 0).into())
                 .await
                 .context("binding a demo health endpoint")?;
-            let url = format!("http://{}/healthz", listener.local_addr()?);
             let app = axum::Router::new()
                 .route("/healthz", get(healthz))
                 .with_state(Arc::clone(&failing));
-            let until = stop.clone();
-            tokio::spawn(async move {
-                let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(until.cancelled_owned())
-                    .await;
-                if let Err(e) = served {
-                    tracing::warn!(error = %e, "demo health endpoint stopped");
-                }
-            });
+            spawn_http("demo health endpoint", listener, app, stop.clone());
+            let url = format!("http://{addr}/healthz");
             endpoints.push(((*region).to_owned(), url, failing));
         }
         Ok(Self { endpoints, stop })

@@ -16,7 +16,11 @@ struct Asset {
     bytes: &'static [u8],
 }
 
-const INDEX: &[u8] = include_bytes!("assets/index.html");
+const INDEX: Asset = Asset {
+    name: "index.html",
+    content_type: "text/html; charset=utf-8",
+    bytes: include_bytes!("assets/index.html"),
+};
 
 const ASSETS: &[Asset] = &[
     Asset {
@@ -54,27 +58,24 @@ pub fn router() -> Router {
 }
 
 async fn index() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        INDEX,
-    )
-        .into_response()
+    serve(&INDEX)
 }
 
 async fn asset(Path(file): Path<String>) -> Response {
     match ASSETS.iter().find(|a| a.name == file) {
-        // Assets change only with the binary; revalidating each load keeps upgrades visible.
-        Some(a) => (
-            [
-                (header::CONTENT_TYPE, a.content_type),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            a.bytes,
-        )
-            .into_response(),
+        Some(a) => serve(a),
         None => (StatusCode::NOT_FOUND, "no such console file\n").into_response(),
     }
+}
+
+/// Assets change only with the binary; revalidating each load keeps upgrades visible.
+fn serve(a: &Asset) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, a.content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        a.bytes,
+    )
+        .into_response()
 }
