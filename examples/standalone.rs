@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use meridian_analyzer::AnalyzerConfig;
+use meridian_collector::auth::Auth;
 use meridian_collector::{CollectorConfig, Destination};
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
@@ -39,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
             Destination::InProcess(analyzer.sink()),
             data.path(),
             &registry,
+            &Auth::open(),
         )
         .await?;
 

@@ -4,7 +4,9 @@
 use anyhow::Context;
 use prometheus::Registry;
 
+use meridian_collector::auth::Auth;
 use meridian_collector::Destination;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::MeridianConfig;
 
@@ -37,11 +39,29 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: no new requests; flushing what was accepted");
 }
 
+/// The process's tokens (`[auth]`), reloaded on SIGHUP and file changes until `stop`.
+fn auth(
+    config: &MeridianConfig,
+    registry: &Registry,
+    stop: &CancellationToken,
+) -> anyhow::Result<Auth> {
+    let auth = Auth::load(&config.auth, registry).context("loading [auth]")?;
+    tokio::spawn(meridian_collector::auth::watch(auth.clone(), stop.clone()));
+    Ok(auth)
+}
+
 /// Collector and analyzer in one process, joined by the in-process sink.
 pub async fn standalone(config: MeridianConfig) -> anyhow::Result<()> {
     let registry = Registry::new();
+    let stop_watch = CancellationToken::new();
+    let auth = auth(&config, &registry, &stop_watch)?;
+    let _stop_watch = stop_watch.drop_guard();
     let data_dir = config.data_dir();
-    let analyzer = config.analyzer.build(&data_dir, &registry).await?;
+    let analyzer = config
+        .analyzer
+        .build(&data_dir, &registry)
+        .await?
+        .with_auth(auth.clone());
     // The in-process sink writes straight into the store, so the collector can start first and
     // the analyzer's /readyz can include the collector's readiness.
     let collector = config
@@ -50,6 +70,7 @@ pub async fn standalone(config: MeridianConfig) -> anyhow::Result<()> {
             Destination::InProcess(analyzer.sink()),
             &data_dir,
             &registry,
+            &auth,
         )
         .await?;
     let analyzer = analyzer
@@ -77,12 +98,16 @@ pub async fn standalone(config: MeridianConfig) -> anyhow::Result<()> {
 /// analyzer over HTTP, through its disk buffer by default.
 pub async fn collector(config: MeridianConfig) -> anyhow::Result<()> {
     let registry = Registry::new();
+    let stop_watch = CancellationToken::new();
+    let auth = auth(&config, &registry, &stop_watch)?;
+    let _stop_watch = stop_watch.drop_guard();
     let collector = config
         .collector
         .start(
             Destination::Remote(&config.kafka),
             &config.data_dir(),
             &registry,
+            &auth,
         )
         .await?;
     let admin = collector
@@ -103,7 +128,14 @@ pub async fn collector(config: MeridianConfig) -> anyhow::Result<()> {
 /// The central analyzer: ingest from collectors, SQL for users.
 pub async fn analyzer(config: MeridianConfig) -> anyhow::Result<()> {
     let registry = Registry::new();
-    let mut analyzer = config.analyzer.build(&config.data_dir(), &registry).await?;
+    let stop_watch = CancellationToken::new();
+    let auth = auth(&config, &registry, &stop_watch)?;
+    let _stop_watch = stop_watch.drop_guard();
+    let mut analyzer = config
+        .analyzer
+        .build(&config.data_dir(), &registry)
+        .await?
+        .with_auth(auth);
     let mut source = String::new();
     if config.kafka.enabled() {
         analyzer = analyzer.with_kafka(config.kafka.clone());

@@ -50,7 +50,7 @@ impl<G: Gateway> Agent<G> {
         config.validate()?;
         let metrics = AgentMetrics::new(&registry)?;
         Ok(Self {
-            analyzer: Analyzer::new(&config.analyzer, config.timeout),
+            analyzer: Analyzer::new(&config.analyzer, config.timeout, config.token()),
             hook: ScalingHook::new(config.scaling.clone()),
             specs: gateway.targets(),
             gateway,
@@ -82,7 +82,9 @@ impl<G: Gateway> Agent<G> {
                 )),
             }
         });
-        let app = meridian_collector::admin::router(self.registry.clone(), ready);
+        // The agent serves only probes and metrics, on loopback by default.
+        let open = meridian_collector::auth::Auth::open();
+        let app = meridian_collector::admin::router(self.registry.clone(), ready, &open);
         let server_stop = stop.clone();
         let server = tokio::spawn(async move {
             axum::serve(listener, app)

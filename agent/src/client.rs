@@ -10,6 +10,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use meridian_collector::auth::SecretSource;
+
 use crate::desired::Routing;
 use crate::error::AgentError;
 
@@ -41,11 +43,13 @@ pub struct Analyzer {
     base: String,
     client: reqwest::Client,
     streaming: reqwest::Client,
+    token: Option<SecretSource>,
 }
 
 impl Analyzer {
-    /// A client of the analyzer at `base` (`http://host:4380`), each call bounded by `timeout`.
-    pub fn new(base: &str, timeout: Duration) -> Self {
+    /// A client of the analyzer at `base` (`http://host:4380`), each call bounded by `timeout`,
+    /// sending the token from `token` (read for every request) when there is one.
+    pub fn new(base: &str, timeout: Duration, token: Option<SecretSource>) -> Self {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .build()
@@ -59,6 +63,22 @@ impl Analyzer {
             base: base.trim_end_matches('/').to_owned(),
             client,
             streaming,
+            token,
+        }
+    }
+
+    /// `request` with the analyzer token, when one is configured.
+    fn authorized(
+        &self,
+        request: reqwest::RequestBuilder,
+        path: &str,
+    ) -> Result<reqwest::RequestBuilder, AgentError> {
+        match &self.token {
+            Some(token) => {
+                let secret = token.read().map_err(|e| self.failed(path, e))?;
+                Ok(request.bearer_auth(secret))
+            }
+            None => Ok(request),
         }
     }
 
@@ -70,8 +90,7 @@ impl Analyzer {
     }
 
     async fn get(&self, path: &str) -> Result<Value, AgentError> {
-        self.client
-            .get(format!("{}{path}", self.base))
+        self.authorized(self.client.get(format!("{}{path}", self.base)), path)?
             .send()
             .await
             .and_then(|r| r.error_for_status())
@@ -99,8 +118,8 @@ impl Analyzer {
     /// Reports what was applied.
     pub async fn report(&self, id: &str, status: &Status) -> Result<(), AgentError> {
         let path = format!("/api/v1/agents/{id}/status");
-        self.client
-            .post(format!("{}{path}", self.base))
+        let request = self.client.post(format!("{}{path}", self.base));
+        self.authorized(request, &path)?
             .json(status)
             .send()
             .await
@@ -121,13 +140,18 @@ impl Analyzer {
         let mut last_id: Option<u64> = None;
         let mut backoff = Duration::from_secs(1);
         while !stop.is_cancelled() {
-            let mut request = self.streaming.get(format!("{}{path}", self.base));
-            if let Some(id) = last_id {
-                request = request.header("last-event-id", id.to_string());
-            }
-            let response = tokio::select! {
-                r = request.send() => r.and_then(|r| r.error_for_status()),
-                () = stop.cancelled() => return,
+            let request = self.streaming.get(format!("{}{path}", self.base));
+            let response = match self.authorized(request, path) {
+                Ok(mut request) => {
+                    if let Some(id) = last_id {
+                        request = request.header("last-event-id", id.to_string());
+                    }
+                    tokio::select! {
+                        r = request.send() => r.and_then(|r| r.error_for_status()).map_err(|e| self.failed(path, e)),
+                        () = stop.cancelled() => return,
+                    }
+                }
+                Err(e) => Err(e),
             };
             match response {
                 Err(e) => tracing::debug!(error = %e, "event stream not available; retrying"),

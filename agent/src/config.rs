@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use meridian_collector::auth::SecretSource;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AgentError;
@@ -18,6 +19,11 @@ pub struct AgentConfig {
     pub id: String,
     /// Base URL of the analyzer's HTTP API.
     pub analyzer: String,
+    /// A file holding the token sent to an analyzer that requires one (scopes `read` and
+    /// `ingest`); re-read for every request, so it can be rotated in place.
+    pub token_file: Option<PathBuf>,
+    /// Or an environment variable holding it.
+    pub token_env: Option<String>,
     /// Where the agent serves `/healthz`, `/readyz` and `/metrics`.
     pub listen: SocketAddr,
     /// Full reconcile period: the whole routing is fetched and applied at least this often,
@@ -42,6 +48,8 @@ impl Default for AgentConfig {
         Self {
             id: String::new(),
             analyzer: "http://127.0.0.1:4380".into(),
+            token_file: None,
+            token_env: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 4390)),
             resync: Duration::from_secs(10),
             timeout: Duration::from_secs(5),
@@ -180,6 +188,16 @@ impl Default for EnvoyCluster {
 impl AgentConfig {
     /// Checks the settings a running agent relies on: one gateway, each target with regions,
     /// endpoints as `host:port`, names unique, the analyzer URL usable.
+    /// Where the token sent to the analyzer comes from, if one is configured.
+    pub fn token(&self) -> Option<SecretSource> {
+        let source = SecretSource {
+            token_file: self.token_file.clone(),
+            token_env: self.token_env.clone(),
+        };
+        source.is_set().then_some(source)
+    }
+
+    /// Checks the configuration before anything starts.
     pub fn validate(&self) -> Result<(), AgentError> {
         let bad = |m: String| Err(AgentError::Config(m));
         if !self.analyzer.starts_with("http://") && !self.analyzer.starts_with("https://") {
@@ -190,6 +208,11 @@ impl AgentConfig {
         }
         if self.resync.is_zero() {
             return bad("resync must be above 0".into());
+        }
+        if let Some(token) = self.token() {
+            token
+                .read()
+                .map_err(|e| AgentError::Config(format!("the analyzer token: {e}")))?;
         }
         let targets = match (&self.envoy, &self.traefik) {
             (Some(_), Some(_)) => {

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use meridian_collector::admin::{self, ReadyCheck};
+use meridian_collector::auth::http::require;
+use meridian_collector::auth::{Auth, Scope};
 use meridian_collector::kafka::KafkaConfig;
 use meridian_collector::listen::{bind, spawn_http};
 use meridian_collector::self_metrics::{Reporter, ANALYZER_PREFIXES, ANALYZER_SERVICE};
@@ -36,6 +38,7 @@ pub struct Analyzer {
     extra_ready: Option<ReadyCheck>,
     kafka: Option<KafkaConfig>,
     pipeline: Arc<Pipeline>,
+    auth: Auth,
 }
 
 /// A serving analyzer.
@@ -87,6 +90,7 @@ impl AnalyzerConfig {
             metrics,
             extra_ready: None,
             kafka: None,
+            auth: Auth::open(),
         })
     }
 }
@@ -135,16 +139,41 @@ impl Analyzer {
         self
     }
 
-    /// All HTTP routes: SQL, ingest, the operator endpoints and the console.
+    /// Requires tokens on the HTTP API (`[auth]`): `read` for SQL and the `GET` endpoints,
+    /// `admin` for overrides, `ingest` for collectors and agents' reports.
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// All HTTP routes: SQL, ingest, the operator endpoints and the console, each guarded by
+    /// the scope it needs. The console's page and assets are open (they hold no data; the page
+    /// asks for a `read` token when the API wants one), as are `/healthz` and `/readyz`.
     pub fn router(&self) -> Router {
-        query::http::router(Arc::clone(&self.engine))
-            .merge(ingest::router(Arc::clone(&self.store)))
-            .merge(crate::recommend::http::router(
-                self.pipeline.board(),
-                self.metrics.clone(),
-            ))
-            .merge(admin::router(self.registry.clone(), self.ready_check()))
-            .merge(crate::console::router())
+        let auth = &self.auth;
+        require(
+            query::http::router(Arc::clone(&self.engine)),
+            auth,
+            Scope::Read,
+            "api",
+        )
+        .merge(require(
+            ingest::router(Arc::clone(&self.store)),
+            auth,
+            Scope::Ingest,
+            "api",
+        ))
+        .merge(crate::recommend::http::router(
+            self.pipeline.board(),
+            self.metrics.clone(),
+            auth,
+        ))
+        .merge(admin::router(
+            self.registry.clone(),
+            self.ready_check(),
+            auth,
+        ))
+        .merge(crate::console::router())
     }
 
     /// Binds the HTTP API and the PostgreSQL endpoint, and starts the flusher, maintenance,
@@ -172,7 +201,9 @@ impl Analyzer {
             self.ready_check(),
             self.metrics.clone(),
         );
-        let router = self.router().merge(alerting.router());
+        self.auth.warn_if_open("analyzer HTTP API", http_addr);
+        let alerts_api = require(alerting.router(), &self.auth, Scope::Read, "api");
+        let router = self.router().merge(alerts_api);
         let stop_flusher = CancellationToken::new();
         let http = spawn_http("analyzer API", listener, router, stop_http.clone());
         let flusher = tokio::spawn(Arc::clone(&self.store).run_flusher(stop_flusher.clone()));

@@ -9,6 +9,8 @@ use axum::routing::get;
 use axum::Router;
 use prometheus::Registry;
 
+use crate::auth::{self, Auth, Scope};
+
 /// Says whether the process can take traffic now, and if not, why.
 pub type ReadyCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
@@ -19,13 +21,23 @@ struct AdminState {
 }
 
 /// Routes `/healthz` (process alive), `/readyz` (`ready` decides: 200, or 503 with the reason)
-/// and `/metrics` (Prometheus text).
-pub fn router(registry: Registry, ready: ReadyCheck) -> Router {
+/// and `/metrics` (Prometheus text). The probes stay open, since load balancers and Kubernetes
+/// call them without credentials; `/metrics` needs a `read` token when `auth` protects it.
+pub fn router(registry: Registry, ready: ReadyCheck, auth: &Auth) -> Router {
+    let state = AdminState { registry, ready };
+    let metrics_route = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state.clone());
+    let metrics_route = if auth.protects_metrics() {
+        auth::http::require(metrics_route, auth, Scope::Read, "metrics")
+    } else {
+        metrics_route
+    };
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(AdminState { registry, ready })
+        .with_state(state)
+        .merge(metrics_route)
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, ReadyCheck};
+use crate::auth::Auth;
 use crate::buffer::{spool, BufferKind};
 use crate::config::CollectorConfig;
 use crate::error::CollectorError;
@@ -60,12 +61,14 @@ pub struct RunningCollector {
 impl CollectorConfig {
     /// Starts the collector: binds the receivers (and, for a remote destination, the
     /// collector's API), opens the disk buffer under `data_dir` unless `buffer.dir` says
-    /// otherwise, and forwards to `destination`; metrics go to `registry`.
+    /// otherwise, and forwards to `destination`; metrics go to `registry`; `auth` decides who
+    /// may send (an `ingest` token) and read its metrics.
     pub async fn start(
         &self,
         destination: Destination<'_>,
         data_dir: &Path,
         registry: &Registry,
+        auth: &Auth,
     ) -> Result<RunningCollector, CollectorError> {
         let targets = crate::probe::validate(&self.probes)?;
         let metrics = CollectorMetrics::new(registry)?;
@@ -95,7 +98,7 @@ impl CollectorConfig {
         let stop_forwarding = CancellationToken::new();
         let mut receivers = self
             .otlp
-            .start(intake.clone(), stop_receivers.clone())
+            .start(intake.clone(), auth, stop_receivers.clone())
             .await?;
         // The probes queue like receivers, so they stop with them.
         receivers.tasks.extend(crate::probe::start(
@@ -140,7 +143,7 @@ impl CollectorConfig {
         };
         let (admin_addr, admin) = if remote {
             let (listener, addr) = bind("collector HTTP API", self.http_addr).await?;
-            let router = admin::router(registry.clone(), Arc::clone(&ready));
+            let router = admin::router(registry.clone(), Arc::clone(&ready), auth);
             let task = spawn_http("collector API", listener, router, stop_forwarding.clone());
             (Some(addr), Some(task))
         } else {
@@ -291,6 +294,7 @@ mod tests {
                 Destination::InProcess(Arc::new(sink.clone())),
                 dir.path(),
                 &Registry::new(),
+                &Auth::open(),
             )
             .await
             .unwrap();
@@ -333,6 +337,7 @@ mod tests {
                 Destination::InProcess(Arc::new(sink)),
                 dir.path(),
                 &Registry::new(),
+                &Auth::open(),
             )
             .await
             .unwrap();
@@ -355,7 +360,12 @@ mod tests {
         config.forward.shutdown_grace = Duration::from_millis(100);
         let kafka = KafkaConfig::default();
         let running = config
-            .start(Destination::Remote(&kafka), dir.path(), &Registry::new())
+            .start(
+                Destination::Remote(&kafka),
+                dir.path(),
+                &Registry::new(),
+                &Auth::open(),
+            )
             .await
             .unwrap();
         assert_eq!(running.destination, "http://127.0.0.1:9");

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use meridian_analyzer::AnalyzerConfig;
+use meridian_collector::auth::Auth;
 use meridian_collector::buffer::BufferKind;
 use meridian_collector::kafka::KafkaConfig;
 use meridian_collector::CollectorConfig;
@@ -108,7 +109,9 @@ impl Pipeline {
             }
         };
         let analyzer = analyzer.start().await?;
-        let collector = collector_config.start(destination, &dir, &registry).await?;
+        let collector = collector_config
+            .start(destination, &dir, &registry, &Auth::open())
+            .await?;
         Ok(Pipeline {
             collector,
             analyzer,

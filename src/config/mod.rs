@@ -11,6 +11,7 @@ use anyhow::Context;
 use meridian_agent::AgentConfig;
 use meridian_analyzer::detect::SeriesConfig;
 use meridian_analyzer::AnalyzerConfig;
+use meridian_collector::auth::AuthConfig;
 use meridian_collector::kafka::KafkaConfig;
 use meridian_collector::CollectorConfig;
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,8 @@ pub struct MeridianConfig {
     pub kafka: KafkaConfig,
     /// The gateway agent (`meridian agent`).
     pub agent: AgentConfig,
+    /// Tokens every listener but PostgreSQL requires (`[[auth.tokens]]`); none: open.
+    pub auth: AuthConfig,
 }
 
 /// Overrides given on the command line or in the environment.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use meridian_collector::auth::Auth;
 use meridian_collector::Destination;
 use prometheus::Registry;
 use rand::SeedableRng;
@@ -108,7 +109,9 @@ pub async fn run(mut config: MeridianConfig, args: DemoArgs) -> anyhow::Result<(
             Registry::new()
         };
         let destination = Destination::InProcess(Arc::clone(&sink));
-        let collector = c.start(destination, &data_dir, &regional_registry).await?;
+        let collector = c
+            .start(destination, &data_dir, &regional_registry, &Auth::open())
+            .await?;
         let grpc = format!("http://{}", loopback(collector.grpc_addr));
         let http = format!("http://{}", loopback(collector.http_addr));
         let telemetry = Telemetry::new(

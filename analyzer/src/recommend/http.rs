@@ -22,28 +22,36 @@ use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use tokio_stream::wrappers::BroadcastStream;
 
+use meridian_collector::auth::http::require;
+use meridian_collector::auth::{Auth, Scope};
+
 use crate::telemetry::AnalyzerMetrics;
 
 use super::board::{recommendation_json, AgentStatus, Board, Event, Override, OverrideError};
 
 /// The routes, over `board`; what agents report applied is also exported as
-/// `meridian_routing_applied_weight`, so dashboards draw desired against applied.
-pub fn router(board: Arc<Board>, metrics: AnalyzerMetrics) -> Router {
-    Router::new()
+/// `meridian_routing_applied_weight`, so dashboards draw desired against applied. Reading needs
+/// the `read` scope, overrides `admin`, and agents' reports `ingest` (an agent's token holds
+/// `read` and `ingest`: it follows the routing and reports, but cannot change it).
+pub fn router(board: Arc<Board>, metrics: AnalyzerMetrics, auth: &Auth) -> Router {
+    let read = Router::new()
         .route("/api/v1/routing", get(routing))
+        .route("/api/v1/recommendations", get(recommendations))
+        .route("/api/v1/recommendations/stream", get(stream))
+        .with_state(Arc::clone(&board));
+    let admin = Router::new()
         .route("/api/v1/routing/overrides", post(set_override))
         .route(
             "/api/v1/routing/overrides/{service}/{region}",
             delete(remove_override),
         )
-        .route("/api/v1/recommendations", get(recommendations))
-        .route("/api/v1/recommendations/stream", get(stream))
-        .with_state(Arc::clone(&board))
-        .merge(
-            Router::new()
-                .route("/api/v1/agents/{id}/status", post(agent_status))
-                .with_state((board, metrics)),
-        )
+        .with_state(Arc::clone(&board));
+    let reports = Router::new()
+        .route("/api/v1/agents/{id}/status", post(agent_status))
+        .with_state((board, metrics));
+    require(read, auth, Scope::Read, "api")
+        .merge(require(admin, auth, Scope::Admin, "api"))
+        .merge(require(reports, auth, Scope::Ingest, "api"))
 }
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {

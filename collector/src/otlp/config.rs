@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::grpc::GrpcReceiver;
 use super::Intake;
+use crate::auth::Auth;
 use crate::listen::{bind, spawn_http, BindError};
 
 /// Where and how the OTLP receivers listen.
@@ -49,17 +50,25 @@ pub struct Receivers {
 }
 
 impl OtlpConfig {
-    /// Binds both addresses and serves OTLP into `intake` until `stop`.
+    /// Binds both addresses and serves OTLP into `intake` until `stop`, requiring `ingest`
+    /// tokens when `auth` has any.
     pub async fn start(
         &self,
         intake: Intake,
+        auth: &Auth,
         stop: CancellationToken,
     ) -> Result<Receivers, BindError> {
         let (grpc_listener, grpc_addr) = bind("OTLP/gRPC", self.grpc_addr).await?;
         let (http_listener, http_addr) = bind("OTLP/HTTP", self.http_addr).await?;
+        auth.warn_if_open("OTLP/gRPC", grpc_addr);
+        auth.warn_if_open("OTLP/HTTP", http_addr);
 
         let mut server = tonic::transport::Server::builder();
-        let grpc = GrpcReceiver::new(intake.clone()).add_to(&mut server, self.max_request_bytes);
+        let grpc = GrpcReceiver::new(intake.clone()).add_to(
+            &mut server,
+            self.max_request_bytes,
+            auth.clone(),
+        );
         let grpc_stop = stop.clone();
         let grpc_task = tokio::spawn(async move {
             let incoming = TcpListenerStream::new(grpc_listener);
@@ -70,7 +79,7 @@ impl OtlpConfig {
                 tracing::error!(error = %e, "OTLP/gRPC server failed");
             }
         });
-        let router = super::http::router(intake, self.max_request_bytes);
+        let router = super::http::router(intake, self.max_request_bytes, auth.clone());
         let http_task = spawn_http("OTLP/HTTP", http_listener, router, stop);
         Ok(Receivers {
             grpc_addr,

@@ -20,11 +20,48 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tonic::codec::CompressionEncoding;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
 use tonic::transport::server::Router;
 use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{ExportRequest, Intake, IntakeError, Protocol};
+use crate::auth::{Auth, Scope};
+
+/// Turns a refusal into its gRPC status, with `RetryInfo` when the client may retry.
+fn status(e: &IntakeError) -> Status {
+    let (_, code) = e.status();
+    match e.retry_after() {
+        Some(wait) => {
+            let details = ErrorDetails::with_retry_info(Some(wait));
+            Status::with_error_details(code, e.to_string(), details)
+        }
+        None => Status::new(code, e.to_string()),
+    }
+}
+
+/// Checks the `authorization` metadata before the message is decoded, so an unknown caller
+/// costs no decoding.
+#[derive(Clone)]
+struct Authenticate(Auth);
+
+impl Interceptor for Authenticate {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let value = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.as_bytes());
+        match self.0.check("otlp_grpc", value, Scope::Ingest) {
+            Ok(caller) => {
+                let mut request = request;
+                request.extensions_mut().insert(caller);
+                Ok(request)
+            }
+            Err(denied) => Err(status(&denied.into())),
+        }
+    }
+}
 
 /// The gRPC service implementations, all backed by one [`Intake`].
 #[derive(Clone)]
@@ -48,20 +85,19 @@ impl GrpcReceiver {
                 if let IntakeError::Convert(_) = e {
                     tracing::error!(error = %e, "OTLP/gRPC request could not be converted");
                 }
-                let (_, code) = e.status();
-                Err(match e.retry_after() {
-                    Some(wait) => {
-                        let details = ErrorDetails::with_retry_info(Some(wait));
-                        Status::with_error_details(code, e.to_string(), details)
-                    }
-                    None => Status::new(code, e.to_string()),
-                })
+                Err(status(&e))
             }
         }
     }
 
-    /// Adds the three services to a tonic server, with compression and a message size limit.
-    pub fn add_to(self, server: &mut tonic::transport::Server, max_message: usize) -> Router {
+    /// Adds the three services to a tonic server, with compression, a message size limit and
+    /// `auth` (an `ingest` token required when it has tokens).
+    pub fn add_to(
+        self,
+        server: &mut tonic::transport::Server,
+        max_message: usize,
+        auth: Auth,
+    ) -> Router {
         let traces = TraceServiceServer::new(self.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
@@ -74,10 +110,11 @@ impl GrpcReceiver {
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
             .max_decoding_message_size(max_message);
+        let guard = Authenticate(auth);
         server
-            .add_service(traces)
-            .add_service(metrics)
-            .add_service(logs)
+            .add_service(InterceptedService::new(traces, guard.clone()))
+            .add_service(InterceptedService::new(metrics, guard.clone()))
+            .add_service(InterceptedService::new(logs, guard))
     }
 }
 

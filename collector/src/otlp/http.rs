@@ -16,6 +16,7 @@ use prost::Message;
 
 use super::decompress::{decompress, DecompressError};
 use super::{Accepted, ExportRequest, Intake, IntakeError, Protocol};
+use crate::auth::{self, Auth, Scope};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -25,16 +26,22 @@ const JSON: &str = "application/json";
 struct HttpState {
     intake: Intake,
     max_body: usize,
+    auth: Auth,
 }
 
-/// The OTLP/HTTP routes; `max_body` bounds the body before and after decompression.
-pub fn router(intake: Intake, max_body: usize) -> Router {
+/// The OTLP/HTTP routes; `max_body` bounds the body before and after decompression; requests
+/// need an `ingest` token when `auth` has tokens.
+pub fn router(intake: Intake, max_body: usize, auth: Auth) -> Router {
     Router::new()
         .route("/v1/traces", post(export::<ExportTraceServiceRequest>))
         .route("/v1/metrics", post(export::<ExportMetricsServiceRequest>))
         .route("/v1/logs", post(export::<ExportLogsServiceRequest>))
         .layer(DefaultBodyLimit::disable())
-        .with_state(HttpState { intake, max_body })
+        .with_state(HttpState {
+            intake,
+            max_body,
+            auth,
+        })
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -68,6 +75,12 @@ fn error_response(encoding: Encoding, error: &IntakeError) -> Response {
             .headers_mut()
             .insert(header::RETRY_AFTER, retry_after_header(wait));
     }
+    if http == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(auth::http::CHALLENGE),
+        );
+    }
     response
 }
 
@@ -88,9 +101,18 @@ async fn export<R: ExportRequest>(
         })
         .unwrap_or_default();
     let encoding = match content_type.as_str() {
-        PROTOBUF | "application/protobuf" => Encoding::Protobuf,
-        JSON => Encoding::Json,
-        other => {
+        PROTOBUF | "application/protobuf" => Some(Encoding::Protobuf),
+        JSON => Some(Encoding::Json),
+        _ => None,
+    };
+    // Before anything else, so an unknown caller learns nothing and costs no decoding.
+    if let Err(denied) = auth::http::authorize(&state.auth, "otlp_http", &headers, Scope::Ingest) {
+        return error_response(encoding.unwrap_or(Encoding::Json), &denied.into());
+    }
+    let encoding = match encoding {
+        Some(encoding) => encoding,
+        None => {
+            let other = content_type.as_str();
             let message = format!("unsupported Content-Type `{other}`; use {PROTOBUF} or {JSON}");
             return error_response(Encoding::Json, &IntakeError::UnsupportedMediaType(message));
         }

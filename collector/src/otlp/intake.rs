@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use tonic::Code;
 
 use super::request::{Accepted, ExportRequest};
+use crate::auth::Denied;
 use crate::convert::ConvertError;
 use crate::queue::QueueSender;
 use crate::signal::{Signal, SignalBatch};
@@ -60,12 +61,16 @@ pub enum IntakeError {
     /// Conversion failed: a bug, never the client's fault.
     #[error("converting the request: {0}")]
     Convert(#[from] ConvertError),
+    /// The request's credentials were missing, wrong, or lack the `ingest` scope.
+    #[error("{0}")]
+    Denied(#[from] Denied),
 }
 
 impl IntakeError {
     /// The HTTP status and the gRPC code (also the `google.rpc.Status` code of an OTLP/HTTP
     /// error body) this error is answered with, as the OTLP specification's failure tables say:
-    /// only `Overloaded` is retryable.
+    /// only `Overloaded` is retryable; a denied request gets 401/UNAUTHENTICATED or
+    /// 403/PERMISSION_DENIED.
     ///
     /// ```
     /// use meridian_collector::otlp::IntakeError;
@@ -81,6 +86,10 @@ impl IntakeError {
             IntakeError::Malformed(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
             IntakeError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
             IntakeError::Convert(_) => (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal),
+            IntakeError::Denied(d) if d.unauthenticated() => {
+                (StatusCode::UNAUTHORIZED, Code::Unauthenticated)
+            }
+            IntakeError::Denied(_) => (StatusCode::FORBIDDEN, Code::PermissionDenied),
         }
     }
 

@@ -172,6 +172,7 @@ async fn a_collector_reports_results_and_flips_after_the_threshold() {
             Destination::InProcess(Arc::new(sink.clone())),
             dir.path(),
             &registry,
+            &crate::auth::Auth::open(),
         )
         .await
         .unwrap();

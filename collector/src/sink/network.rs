@@ -1,5 +1,6 @@
 //! Network sink: POSTs each batch to the analyzer as a zstd-compressed Arrow IPC stream.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -7,6 +8,7 @@ use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 
 use super::{BuildSinkError, Sink, SinkError};
+use crate::auth::SecretSource;
 use crate::ipc;
 use crate::schema::SCHEMA_VERSION;
 use crate::signal::SignalBatch;
@@ -27,6 +29,11 @@ pub struct NetworkSinkConfig {
     /// Timeout of one delivery attempt.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// A file holding the token (with the `ingest` scope) sent to an analyzer that requires
+    /// one; re-read for every delivery, so it can be rotated in place.
+    pub token_file: Option<PathBuf>,
+    /// Or an environment variable holding it.
+    pub token_env: Option<String>,
 }
 
 impl Default for NetworkSinkConfig {
@@ -34,6 +41,8 @@ impl Default for NetworkSinkConfig {
         Self {
             url: "http://127.0.0.1:4380".into(),
             timeout: Duration::from_secs(10),
+            token_file: None,
+            token_env: None,
         }
     }
 }
@@ -45,9 +54,18 @@ impl NetworkSinkConfig {
             .timeout(self.timeout)
             .build()
             .map_err(BuildSinkError::HttpClient)?;
+        let token = SecretSource {
+            token_file: self.token_file.clone(),
+            token_env: self.token_env.clone(),
+        };
+        if token.is_set() {
+            // Fail at start on a token that cannot be read at all, not at the first delivery.
+            token.read().map_err(BuildSinkError::Token)?;
+        }
         Ok(NetworkSink {
             client,
             base: self.url.trim_end_matches('/').to_owned(),
+            token: token.is_set().then_some(token),
         })
     }
 }
@@ -56,6 +74,7 @@ impl NetworkSinkConfig {
 pub struct NetworkSink {
     client: reqwest::Client,
     base: String,
+    token: Option<SecretSource>,
 }
 
 impl NetworkSink {
@@ -69,6 +88,12 @@ impl NetworkSink {
             .post(&url)
             .header("content-type", ipc::CONTENT_TYPE)
             .header(SCHEMA_VERSION_HEADER, SCHEMA_VERSION.to_string());
+        if let Some(token) = &self.token {
+            let secret = token
+                .read()
+                .map_err(|e| SinkError::Unavailable(format!("reading the analyzer token: {e}")))?;
+            request = request.bearer_auth(secret);
+        }
         if let Some(id) = &batch.id {
             request = request
                 .header(COLLECTOR_HEADER, id.collector.as_ref())
@@ -84,7 +109,9 @@ impl NetworkSink {
             return Ok(());
         }
         let text = response.text().await.unwrap_or_default();
-        if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+        // A rejected token is a configuration to fix, not data to drop: keep retrying.
+        let denied = status.as_u16() == 401 || status.as_u16() == 403;
+        if denied || status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
             Err(SinkError::Unavailable(format!(
                 "{url} answered {status}: {text}"
             )))

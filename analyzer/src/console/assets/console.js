@@ -32,8 +32,24 @@ function quote(text) {
   return "'" + String(text).replaceAll("'", "''") + "'";
 }
 
+// When the analyzer requires tokens, the page asks for a `read` token once and keeps it for
+// this tab only (sessionStorage), sending it as `authorization: Bearer`.
+const TOKEN_KEY = "meridian.token";
+
+async function api(path, init = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = { ...(init.headers || {}) };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(path, { ...init, headers });
+  if (res.status === 401 || res.status === 403) {
+    $("token-form").hidden = false;
+    throw new Error(res.status === 401 ? "a read token is needed" : "the token lacks the read scope");
+  }
+  return res;
+}
+
 async function sql(query) {
-  const res = await fetch("/api/v1/sql", {
+  const res = await api("/api/v1/sql", {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ query }),
@@ -48,7 +64,7 @@ async function rows(query) {
 }
 
 async function getJson(path) {
-  const res = await fetch(path);
+  const res = await api(path);
   if (!res.ok) throw new Error(`${path}: ${res.status}`);
   return res.json();
 }
@@ -307,6 +323,13 @@ async function refresh() {
 $("window").addEventListener("change", (e) => { windowMinutes = Number(e.target.value); refresh(); });
 $("forecast-region").addEventListener("change", () => loadForecast().catch(() => {}));
 $("sql-form").addEventListener("submit", runSql);
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+  $("token").value = "";
+  $("token-form").hidden = true;
+  refresh();
+});
 window.addEventListener("resize", () => {
   for (const [id, c] of Object.entries(charts)) c.plot.setSize({ width: Math.max(300, $(id).clientWidth), height: 200 });
 });
