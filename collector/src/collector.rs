@@ -18,7 +18,7 @@ use crate::error::CollectorError;
 use crate::forward;
 use crate::kafka::KafkaConfig;
 use crate::listen::{bind, spawn_http};
-use crate::otlp::Intake;
+use crate::otlp::{Intake, RateLimiter};
 use crate::queue;
 use crate::signal::Signal;
 use crate::sink::kafka::KafkaSink;
@@ -88,7 +88,8 @@ impl CollectorConfig {
             metrics.buffer_max_bytes.set(self.buffer.max_bytes as i64);
         }
         let (queue, rx) = queue::bounded(self.queue_capacity_rows, metrics.clone());
-        let intake = Intake::new(&self.region, queue, metrics.clone(), self.otlp.retry_after);
+        let intake = Intake::new(&self.region, queue, metrics.clone(), self.otlp.retry_after)
+            .limited(RateLimiter::new(self.otlp.rate_limit.clone()));
         let intake = if disk.is_some() {
             intake.durable()
         } else {

@@ -13,6 +13,8 @@ pub struct CollectorMetrics {
     pub refused: IntCounterVec,
     /// Requests that could not be decoded, by signal and protocol.
     pub malformed: IntCounterVec,
+    /// Requests refused because their sender was over its rate limit, by signal and protocol.
+    pub rate_limited: IntCounterVec,
     /// Rows waiting in the queue for the sink.
     pub queue_rows: IntGauge,
     /// 1 while the last delivery to the sink succeeded (or none was tried), 0 while it fails.
@@ -94,6 +96,12 @@ impl CollectorMetrics {
                 registry,
                 "meridian_collector_malformed_requests_total",
                 "Requests that could not be decoded",
+                sp,
+            )?,
+            rate_limited: counter(
+                registry,
+                "meridian_collector_rate_limited_requests_total",
+                "Requests refused because their sender was over its rate limit",
                 sp,
             )?,
             queue_rows,

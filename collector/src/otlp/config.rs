@@ -9,7 +9,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use super::grpc::GrpcReceiver;
-use super::Intake;
+use super::{Intake, RateLimitConfig};
 use crate::auth::Auth;
 use crate::listen::{bind, spawn_http, BindError};
 
@@ -26,6 +26,8 @@ pub struct OtlpConfig {
     /// What receivers tell clients to wait when the queue is full (`Retry-After`, `RetryInfo`).
     #[serde(with = "humantime_serde")]
     pub retry_after: Duration,
+    /// Rate limits per sender (`[collector.otlp.rate_limit]`; off by default).
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for OtlpConfig {
@@ -35,6 +37,7 @@ impl Default for OtlpConfig {
             http_addr: SocketAddr::from(([0, 0, 0, 0], 4318)),
             max_request_bytes: 64 << 20,
             retry_after: Duration::from_secs(1),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }

@@ -26,8 +26,8 @@ use tonic::transport::server::Router;
 use tonic::{Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{ExportRequest, Intake, IntakeError, Protocol};
-use crate::auth::{Auth, Scope};
+use super::{ExportRequest, Intake, IntakeError, Protocol, Sender};
+use crate::auth::{Auth, Caller, Scope};
 
 /// Turns a refusal into its gRPC status, with `RetryInfo` when the client may retry.
 fn status(e: &IntakeError) -> Status {
@@ -79,7 +79,12 @@ impl GrpcReceiver {
         &self,
         request: Request<R>,
     ) -> Result<Response<R::Response>, Status> {
-        match self.intake.accept(request.get_ref(), Protocol::Grpc).await {
+        let sender = Sender::of(request.extensions().get::<Caller>(), request.remote_addr());
+        match self
+            .intake
+            .accept(request.get_ref(), Protocol::Grpc, &sender)
+            .await
+        {
             Ok(accepted) => Ok(Response::new(R::response(&accepted))),
             Err(e) => {
                 if let IntakeError::Convert(_) = e {

@@ -1,11 +1,12 @@
 //! OTLP/HTTP receiver: `POST /v1/traces`, `/v1/metrics`, `/v1/logs` with protobuf or JSON bodies,
 //! optionally gzip/deflate/zstd-encoded. Answers in the request's content type.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -15,7 +16,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
 use super::decompress::{decompress, DecompressError};
-use super::{Accepted, ExportRequest, Intake, IntakeError, Protocol};
+use super::{Accepted, ExportRequest, Intake, IntakeError, Protocol, Sender};
 use crate::auth::{self, Auth, Scope};
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -86,6 +87,7 @@ fn error_response(encoding: Encoding, error: &IntakeError) -> Response {
 
 async fn export<R: ExportRequest>(
     State(state): State<HttpState>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -106,9 +108,14 @@ async fn export<R: ExportRequest>(
         _ => None,
     };
     // Before anything else, so an unknown caller learns nothing and costs no decoding.
-    if let Err(denied) = auth::http::authorize(&state.auth, "otlp_http", &headers, Scope::Ingest) {
-        return error_response(encoding.unwrap_or(Encoding::Json), &denied.into());
-    }
+    let caller = match auth::http::authorize(&state.auth, "otlp_http", &headers, Scope::Ingest) {
+        Ok(caller) => caller,
+        Err(denied) => return error_response(encoding.unwrap_or(Encoding::Json), &denied.into()),
+    };
+    let addr = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr);
+    let sender = Sender::of(Some(&caller), addr);
     let encoding = match encoding {
         Some(encoding) => encoding,
         None => {
@@ -122,7 +129,7 @@ async fn export<R: ExportRequest>(
         Encoding::Json => Protocol::HttpJson,
     };
     match receive::<R>(&state, &headers, body, encoding).await {
-        Ok(request) => match state.intake.accept(&request, protocol).await {
+        Ok(request) => match state.intake.accept(&request, protocol, &sender).await {
             Ok(accepted) => ok_response::<R>(encoding, &accepted),
             Err(e) => {
                 if let IntakeError::Convert(_) = e {

@@ -2,11 +2,12 @@
 //! say what was accepted — or that the client must back off.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use tonic::Code;
 
+use super::limit::{RateLimitConfig, RateLimiter, Sender};
 use super::request::{Accepted, ExportRequest};
 use crate::auth::Denied;
 use crate::convert::ConvertError;
@@ -61,6 +62,12 @@ pub enum IntakeError {
     /// Conversion failed: a bug, never the client's fault.
     #[error("converting the request: {0}")]
     Convert(#[from] ConvertError),
+    /// The sender is over its rate limit; it may retry after `retry_after`.
+    #[error("rate limit exceeded; retry in {} ms", retry_after.as_millis())]
+    RateLimited {
+        /// How long the sender should wait.
+        retry_after: Duration,
+    },
     /// The request's credentials were missing, wrong, or lack the `ingest` scope.
     #[error("{0}")]
     Denied(#[from] Denied),
@@ -69,7 +76,7 @@ pub enum IntakeError {
 impl IntakeError {
     /// The HTTP status and the gRPC code (also the `google.rpc.Status` code of an OTLP/HTTP
     /// error body) this error is answered with, as the OTLP specification's failure tables say:
-    /// only `Overloaded` is retryable; a denied request gets 401/UNAUTHENTICATED or
+    /// only `Overloaded` and `RateLimited` (429 / UNAVAILABLE) are retryable; a denied request gets 401/UNAUTHENTICATED or
     /// 403/PERMISSION_DENIED.
     ///
     /// ```
@@ -85,6 +92,7 @@ impl IntakeError {
             IntakeError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, Code::ResourceExhausted),
             IntakeError::Malformed(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
             IntakeError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable),
+            IntakeError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, Code::Unavailable),
             IntakeError::Convert(_) => (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal),
             IntakeError::Denied(d) if d.unauthenticated() => {
                 (StatusCode::UNAUTHORIZED, Code::Unauthenticated)
@@ -96,7 +104,8 @@ impl IntakeError {
     /// How long the client should wait before retrying, for the retryable errors.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            IntakeError::Overloaded { retry_after, .. } => Some(*retry_after),
+            IntakeError::Overloaded { retry_after, .. }
+            | IntakeError::RateLimited { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -110,6 +119,7 @@ pub struct Intake {
     metrics: CollectorMetrics,
     retry_after: Duration,
     durable: bool,
+    limiter: RateLimiter,
 }
 
 impl Intake {
@@ -126,7 +136,13 @@ impl Intake {
             metrics,
             retry_after,
             durable: false,
+            limiter: RateLimiter::new(RateLimitConfig::default()),
         }
+    }
+
+    /// Refuses senders over `limiter`'s rates before their requests are converted.
+    pub fn limited(self, limiter: RateLimiter) -> Self {
+        Self { limiter, ..self }
     }
 
     /// Answers clients only once their rows are in the disk buffer.
@@ -145,14 +161,22 @@ impl Intake {
             .inc();
     }
 
-    /// Converts and queues a request; the whole request is queued or none of it is. With a
-    /// disk buffer, returns once the rows are on disk.
+    /// Converts and queues a request from `sender`; the whole request is queued or none of
+    /// it is. With a disk buffer, returns once the rows are on disk.
     pub async fn accept<R: ExportRequest>(
         &self,
         request: &R,
         protocol: Protocol,
+        sender: &Sender,
     ) -> Result<Accepted, IntakeError> {
         let labels = [R::SIGNAL.as_str(), protocol.as_str()];
+        if self.limiter.enabled() {
+            let (items, bytes) = (request.items(), request.encoded_len());
+            if let Err(retry_after) = self.limiter.admit(sender, items, bytes, Instant::now()) {
+                self.metrics.rate_limited.with_label_values(&labels).inc();
+                return Err(IntakeError::RateLimited { retry_after });
+            }
+        }
         let refuse = |reason: String| {
             self.metrics.refused.with_label_values(&labels).inc();
             IntakeError::Overloaded {

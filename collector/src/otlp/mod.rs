@@ -9,10 +9,12 @@ pub mod grpc;
 pub mod http;
 mod intake;
 pub mod json;
+mod limit;
 mod request;
 
 pub use config::{OtlpConfig, Receivers};
 pub use intake::{Intake, IntakeError, Protocol, Refused};
+pub use limit::{RateLimitConfig, RateLimiter, Sender};
 pub use request::{Accepted, ExportRequest};
 
 #[cfg(test)]
