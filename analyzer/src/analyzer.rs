@@ -11,7 +11,7 @@ use meridian_collector::admin::{self, ReadyCheck};
 use meridian_collector::auth::http::require;
 use meridian_collector::auth::{Auth, Scope};
 use meridian_collector::kafka::KafkaConfig;
-use meridian_collector::listen::{bind, spawn_http};
+use meridian_collector::listen::{bind, spawn_https};
 use meridian_collector::self_metrics::{Reporter, ANALYZER_PREFIXES, ANALYZER_SERVICE};
 use meridian_collector::sink::Sink;
 use meridian_collector::task::{join, TaskFailed};
@@ -205,7 +205,8 @@ impl Analyzer {
         let alerts_api = require(alerting.router(), &self.auth, Scope::Read, "api");
         let router = self.router().merge(alerts_api);
         let stop_flusher = CancellationToken::new();
-        let http = spawn_http("analyzer API", listener, router, stop_http.clone());
+        let tls = self.config.tls.acceptor(&stop_http)?;
+        let http = spawn_https("analyzer API", listener, router, tls, stop_http.clone());
         let flusher = tokio::spawn(Arc::clone(&self.store).run_flusher(stop_flusher.clone()));
         let maintenance =
             tokio::spawn(Arc::clone(&self.store).run_maintenance(stop_serving.clone()));

@@ -1,5 +1,6 @@
 //! The analyzer's configuration (`[analyzer]`): one table per stage it runs.
 
+use meridian_collector::tls::ServerTlsConfig;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,8 @@ use crate::store::StoreConfig;
 pub struct AnalyzerConfig {
     /// The HTTP API: SQL, ingest from collectors, `/healthz`, `/readyz`, `/metrics`.
     pub http_addr: SocketAddr,
+    /// TLS on the HTTP API (`[analyzer.tls]`; off by default).
+    pub tls: ServerTlsConfig,
     /// Flushing and limits of the store.
     pub store: StoreConfig,
     /// Limits of SQL queries.
@@ -44,6 +47,7 @@ impl Default for AnalyzerConfig {
     fn default() -> Self {
         Self {
             http_addr: SocketAddr::from(([0, 0, 0, 0], 4380)),
+            tls: ServerTlsConfig::default(),
             store: StoreConfig::default(),
             query: QueryConfig::default(),
             postgres: PgConfig::default(),
@@ -59,6 +63,7 @@ impl Default for AnalyzerConfig {
 #[serde(deny_unknown_fields, default)]
 struct AnalyzerTable {
     http_addr: SocketAddr,
+    tls: ServerTlsConfig,
     store: StoreConfig,
     query: QueryConfig,
     postgres: PgConfig,
@@ -81,6 +86,7 @@ impl From<AnalyzerTable> for AnalyzerConfig {
     fn from(t: AnalyzerTable) -> Self {
         Self {
             http_addr: t.http_addr,
+            tls: t.tls,
             store: t.store,
             query: t.query,
             postgres: t.postgres,
@@ -101,6 +107,7 @@ impl From<AnalyzerConfig> for AnalyzerTable {
     fn from(c: AnalyzerConfig) -> Self {
         Self {
             http_addr: c.http_addr,
+            tls: c.tls,
             store: c.store,
             query: c.query,
             postgres: c.postgres,

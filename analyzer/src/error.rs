@@ -127,6 +127,9 @@ pub enum AnalyzerError {
     /// A listener could not bind.
     #[error(transparent)]
     Bind(#[from] meridian_collector::listen::BindError),
+    /// The HTTP API's TLS certificate or settings are not usable.
+    #[error("[analyzer.tls]: {0}")]
+    Tls(#[from] meridian_collector::tls::TlsError),
     /// The Kafka consumer could not start.
     #[error("{0}")]
     Kafka(#[from] ConsumeError),

@@ -6,6 +6,9 @@ pub enum CollectorError {
     /// A listener could not bind its address.
     #[error(transparent)]
     Bind(#[from] crate::listen::BindError),
+    /// A listener's TLS certificate or settings are not usable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// Registering the collector's metrics failed (registered twice in one registry).
     #[error("registering metrics: {0}")]
     Metrics(#[from] prometheus::Error),

@@ -28,6 +28,7 @@ pub mod signal;
 pub mod sink;
 pub mod task;
 pub mod telemetry;
+pub mod tls;
 
 #[cfg(test)]
 mod testing;

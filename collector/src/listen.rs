@@ -4,8 +4,11 @@
 use std::net::SocketAddr;
 
 use axum::Router;
+
+use crate::tls::conn::{ClientAddr, Incoming};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// A listener could not bind its address.
@@ -38,10 +41,22 @@ pub fn spawn_http(
     router: Router,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
+    spawn_https(what, listener, router, None, stop)
+}
+
+/// As [`spawn_http`], over TLS when `tls` is set.
+pub fn spawn_https(
+    what: &'static str,
+    listener: TcpListener,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let incoming = Incoming::start(listener, tls, stop.clone());
         // Handlers see the client's address (rate limits per address when there are no tokens).
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(listener, service).with_graceful_shutdown(stop.cancelled_owned());
+        let service = router.into_make_service_with_connect_info::<ClientAddr>();
+        let serve = axum::serve(incoming, service).with_graceful_shutdown(stop.cancelled_owned());
         if let Err(e) = serve.await {
             tracing::error!(error = %e, server = what, "HTTP server failed");
         }

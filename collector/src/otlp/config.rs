@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use super::grpc::GrpcReceiver;
 use super::{Intake, RateLimitConfig};
 use crate::auth::Auth;
-use crate::listen::{bind, spawn_http, BindError};
+use crate::error::CollectorError;
+use crate::listen::{bind, spawn_https};
+use crate::tls::conn::Incoming;
+use crate::tls::ServerTlsConfig;
 
 /// Where and how the OTLP receivers listen.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -28,6 +30,8 @@ pub struct OtlpConfig {
     pub retry_after: Duration,
     /// Rate limits per sender (`[collector.otlp.rate_limit]`; off by default).
     pub rate_limit: RateLimitConfig,
+    /// TLS on both receivers (`[collector.otlp.tls]`; off by default).
+    pub tls: ServerTlsConfig,
 }
 
 impl Default for OtlpConfig {
@@ -38,6 +42,7 @@ impl Default for OtlpConfig {
             max_request_bytes: 64 << 20,
             retry_after: Duration::from_secs(1),
             rate_limit: RateLimitConfig::default(),
+            tls: ServerTlsConfig::default(),
         }
     }
 }
@@ -60,7 +65,9 @@ impl OtlpConfig {
         intake: Intake,
         auth: &Auth,
         stop: CancellationToken,
-    ) -> Result<Receivers, BindError> {
+    ) -> Result<Receivers, CollectorError> {
+        let grpc_tls = self.tls.acceptor(&stop)?;
+        let http_tls = self.tls.acceptor(&stop)?;
         let (grpc_listener, grpc_addr) = bind("OTLP/gRPC", self.grpc_addr).await?;
         let (http_listener, http_addr) = bind("OTLP/HTTP", self.http_addr).await?;
         auth.warn_if_open("OTLP/gRPC", grpc_addr);
@@ -74,7 +81,8 @@ impl OtlpConfig {
         );
         let grpc_stop = stop.clone();
         let grpc_task = tokio::spawn(async move {
-            let incoming = TcpListenerStream::new(grpc_listener);
+            let incoming =
+                Incoming::start(grpc_listener, grpc_tls, grpc_stop.clone()).into_stream();
             if let Err(e) = grpc
                 .serve_with_incoming_shutdown(incoming, grpc_stop.cancelled_owned())
                 .await
@@ -83,7 +91,7 @@ impl OtlpConfig {
             }
         });
         let router = super::http::router(intake, self.max_request_bytes, auth.clone());
-        let http_task = spawn_http("OTLP/HTTP", http_listener, router, stop);
+        let http_task = spawn_https("OTLP/HTTP", http_listener, router, http_tls, stop);
         Ok(Receivers {
             grpc_addr,
             http_addr,

@@ -1,7 +1,6 @@
 //! OTLP/HTTP receiver: `POST /v1/traces`, `/v1/metrics`, `/v1/logs` with protobuf or JSON bodies,
 //! optionally gzip/deflate/zstd-encoded. Answers in the request's content type.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -18,6 +17,7 @@ use prost::Message;
 use super::decompress::{decompress, DecompressError};
 use super::{Accepted, ExportRequest, Intake, IntakeError, Protocol, Sender};
 use crate::auth::{self, Auth, Scope};
+use crate::tls::conn::ClientAddr;
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -113,8 +113,8 @@ async fn export<R: ExportRequest>(
         Err(denied) => return error_response(encoding.unwrap_or(Encoding::Json), &denied.into()),
     };
     let addr = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| *addr);
+        .get::<ConnectInfo<ClientAddr>>()
+        .map(|ConnectInfo(ClientAddr(addr))| *addr);
     let sender = Sender::of(Some(&caller), addr);
     let encoding = match encoding {
         Some(encoding) => encoding,

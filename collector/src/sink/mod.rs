@@ -38,6 +38,9 @@ pub enum BuildSinkError {
     /// librdkafka refused the producer's configuration.
     #[error("creating the Kafka producer: {0}")]
     KafkaProducer(#[source] rdkafka::error::KafkaError),
+    /// The network sink's TLS settings are not usable.
+    #[error("the analyzer connection's TLS: {0}")]
+    Tls(#[source] crate::tls::TlsError),
     /// The network sink's token is configured but cannot be read.
     #[error("the analyzer token: {0}")]
     Token(#[source] crate::auth::SecretError),
