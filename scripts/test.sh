@@ -14,3 +14,5 @@ trap 'kill "$MERIDIAN_TANSU_PID" 2>/dev/null || true' EXIT
 # The example a newcomer runs first must keep working: it asserts that a span reaches SQL.
 cargo run --locked --quiet --example standalone >/dev/null
 cargo test --workspace --locked "$@"
+# A short run of every fuzz target (docs/security.md; the long runs' figures: docs/BENCHMARKS.md).
+scripts/fuzz.sh "${MERIDIAN_FUZZ_SECONDS:-15}"

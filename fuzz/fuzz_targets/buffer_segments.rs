@@ -1,0 +1,24 @@
+//! The disk buffer opened on a damaged segment: the input is written as a segment file, the
+//! log is opened (recovery) and every record read back, then appended to, as a collector
+//! restarting on a damaged disk would.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use meridian_collector::buffer::record::BufferedRecord;
+use meridian_collector::buffer::segments::SegmentLog;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(dir) = tempfile::tempdir() else { return };
+    if std::fs::write(dir.path().join(format!("{:020}.seg", 0)), data).is_err() {
+        return;
+    }
+    let Ok((mut log, _)) = SegmentLog::open(dir.path(), 1 << 20) else { return };
+    let mut reader = log.reader(log.first_index());
+    while let Ok(Some((_, payload))) = reader.next(log.next_index()) {
+        if let Some(record) = BufferedRecord::decode(payload) {
+            let _ = meridian_collector::ipc::decode(&record.ipc);
+        }
+    }
+    let _ = log.append(b"after recovery");
+    let _ = log.sync();
+});
