@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, span, traces, Meridian};
+use common::{free_port, metric_sum, span, traces, Meridian};
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry_otlp::{
     Protocol, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
@@ -139,18 +139,6 @@ fn basic(secret: &str) -> String {
     format!("Basic {encoded}")
 }
 
-async fn metric_line(api: std::net::SocketAddr, token: Option<&str>, prefix: &str) -> f64 {
-    let mut request = reqwest::Client::new().get(format!("http://{api}/metrics"));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let text = request.send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_receivers_take_only_ingest_tokens_from_the_real_exporter() {
     let dir = tempfile::tempdir().unwrap();
@@ -199,9 +187,9 @@ async fn otlp_receivers_take_only_ingest_tokens_from_the_real_exporter() {
     assert_eq!(spans_of(api, "intruder-grpc").await, 0);
     assert_eq!(spans_of(api, "intruder-http").await, 0);
     let denied = "meridian_auth_denied_total{listener=\"otlp_grpc\",reason=\"invalid\"}";
-    assert!(metric_line(api, None, denied).await >= 1.0);
+    assert!(metric_sum(api, None, denied).await >= 1.0);
     let denied = "meridian_auth_denied_total{listener=\"otlp_http\",reason=\"forbidden\"}";
-    assert!(metric_line(api, None, denied).await >= 1.0);
+    assert!(metric_sum(api, None, denied).await >= 1.0);
 
     // OTLP/HTTP: 401 with a challenge and a google.rpc.Status body in the request's encoding;
     // 403 for a token without the scope.
@@ -488,7 +476,7 @@ async fn a_collector_and_an_agent_send_their_tokens_and_nothing_is_lost_while_on
     let deadline = Instant::now() + Duration::from_secs(10);
     let denied = "meridian_auth_denied_total{listener=\"api\",reason=\"invalid\"}";
     send("during-rotation", 7).await;
-    while metric_line(api, None, denied).await < 1.0 {
+    while metric_sum(api, None, denied).await < 1.0 {
         assert!(
             Instant::now() < deadline,
             "the old collector token was never refused"
@@ -525,7 +513,7 @@ async fn a_collector_and_an_agent_send_their_tokens_and_nothing_is_lost_while_on
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        metric_line(collector.api, None, "meridian_collector_lost_rows_total").await,
+        metric_sum(collector.api, None, "meridian_collector_lost_rows_total").await,
         0.0,
         "the collector counted rows as lost"
     );
@@ -595,15 +583,15 @@ async fn a_collector_and_an_agent_send_their_tokens_and_nothing_is_lost_while_on
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
-        metric_line(good.api, None, "meridian_agent_analyzer_up").await,
+        metric_sum(good.api, None, "meridian_agent_analyzer_up").await,
         1.0
     );
     assert_eq!(
-        metric_line(good.api, None, "meridian_agent_stream_connected").await,
+        metric_sum(good.api, None, "meridian_agent_stream_connected").await,
         1.0
     );
     assert_eq!(
-        metric_line(bad.api, None, "meridian_agent_analyzer_up").await,
+        metric_sum(bad.api, None, "meridian_agent_analyzer_up").await,
         0.0
     );
     good.terminate();

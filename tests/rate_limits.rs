@@ -121,19 +121,12 @@ async fn a_sender_over_its_rate_is_told_to_retry_and_others_are_not() {
     }
     assert_eq!(count("fast").await, accepted * 50);
     assert_eq!(count("slow").await, 50);
-    let metrics = client
-        .get(format!("http://{}/metrics", meridian.api))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let limited_total: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("meridian_collector_rate_limited_requests_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    assert_eq!(limited_total, 2.0, "{metrics}");
+    let limited_total = common::metric_sum(
+        meridian.api,
+        None,
+        "meridian_collector_rate_limited_requests_total",
+    )
+    .await;
+    assert_eq!(limited_total, 2.0);
     meridian.terminate();
 }

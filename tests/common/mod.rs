@@ -149,6 +149,26 @@ impl Drop for Meridian {
     }
 }
 
+/// The sum of every sample on `api`'s `/metrics` whose line starts with `prefix` (a name, or a
+/// name with some labels), fetched with `token` when one is given.
+pub async fn metric_sum(api: SocketAddr, token: Option<&str>, prefix: &str) -> f64 {
+    let mut request = reqwest::Client::new().get(format!("http://{api}/metrics"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let text = request
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Runs SQL against an analyzer; returns the `rows` array (panics on an error response).
 pub async fn sql(api: SocketAddr, query: &str) -> Vec<Value> {
     let response = reqwest::Client::new()
