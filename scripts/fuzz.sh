@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target (fuzz/) for SECONDS each (default 60), from its seed corpus in
+# Runs every cargo-fuzz target (fuzz/) for SECONDS each (default 60; 0 skips), from its seed corpus in
 # fuzz/seeds/ plus the corpus grown by earlier runs (kept outside the clone). Needs the nightly
 # toolchain; installs cargo-fuzz when missing. Fails on the first crash, hang or memory blow-up,
 # leaving the input under fuzz/artifacts/. Prints libFuzzer's final stats of each target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EACH="${1:-60}"
+# 0 skips fuzzing (libFuzzer would take -max_total_time=0 as "forever").
+[[ "$EACH" -gt 0 ]] || exit 0
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   echo "fuzz: the nightly toolchain is not installed; skipping (rustup toolchain install nightly)" >&2
   exit 0
@@ -23,7 +25,9 @@ for target in $(cargo +nightly fuzz list); do
   # 2 GiB RSS and 10 s per input are the failure lines: bounded memory, no hangs.
   if ! cargo +nightly fuzz run -s none "$target" "$corpus" "fuzz/seeds/$target" -- \
       -max_total_time="$EACH" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
-    tail -n 60 "$log" >&2
+    # The failing input's Debug dump can be megabytes: show what went wrong and where it is.
+    grep -E -A1 'panicked at|memory allocation|ERROR: libFuzzer|SUMMARY|artifact_prefix|Test unit written' "$log" |
+      cut -c1-300 | head -n 30 >&2
     echo "fuzz: $target failed (input under fuzz/artifacts/$target)" >&2
     exit 1
   fi

@@ -8,6 +8,7 @@ use meridian_collector::buffer::record::BufferedRecord;
 use meridian_collector::buffer::segments::SegmentLog;
 
 fuzz_target!(|data: &[u8]| {
+    meridian_fuzz::quiet_caught_panics();
     let Ok(dir) = tempfile::tempdir() else { return };
     if std::fs::write(dir.path().join(format!("{:020}.seg", 0)), data).is_err() {
         return;

@@ -16,6 +16,7 @@ fn run<R: ExportRequest>(body: &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    meridian_fuzz::quiet_caught_panics();
     let Some((&which, body)) = data.split_first() else { return };
     match which % 3 {
         0 => run::<ExportTraceServiceRequest>(body),
