@@ -66,8 +66,9 @@ impl OtlpConfig {
         auth: &Auth,
         stop: CancellationToken,
     ) -> Result<Receivers, CollectorError> {
-        let grpc_tls = self.tls.acceptor(&stop)?;
+        // One acceptor (one certificate, one reload task) for both receivers.
         let http_tls = self.tls.acceptor(&stop)?;
+        let grpc_tls = http_tls.clone();
         let (grpc_listener, grpc_addr) = bind("OTLP/gRPC", self.grpc_addr).await?;
         let (http_listener, http_addr) = bind("OTLP/HTTP", self.http_addr).await?;
         auth.warn_if_open("OTLP/gRPC", grpc_addr);

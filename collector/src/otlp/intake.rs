@@ -171,7 +171,12 @@ impl Intake {
     ) -> Result<Accepted, IntakeError> {
         let labels = [R::SIGNAL.as_str(), protocol.as_str()];
         if self.limiter.enabled() {
-            let (items, bytes) = (request.items(), request.encoded_len());
+            let bytes = if self.limiter.limits_bytes() {
+                request.encoded_len()
+            } else {
+                0
+            };
+            let items = request.items();
             if let Err(retry_after) = self.limiter.admit(sender, items, bytes, Instant::now()) {
                 self.metrics.rate_limited.with_label_values(&labels).inc();
                 return Err(IntakeError::RateLimited { retry_after });

@@ -88,7 +88,12 @@ impl RateLimiter {
 
     /// Whether any limit is set.
     pub fn enabled(&self) -> bool {
-        self.config.items_per_second > 0 || self.config.bytes_per_second > 0
+        self.config.items_per_second > 0 || self.limits_bytes()
+    }
+
+    /// Whether requests' sizes count: measuring a request walks all of it, so skip it otherwise.
+    pub fn limits_bytes(&self) -> bool {
+        self.config.bytes_per_second > 0
     }
 
     /// Charges `items` and `bytes` to `sender` at `now`, or says how long it must wait.

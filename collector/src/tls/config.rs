@@ -11,7 +11,7 @@ use tokio_rustls::rustls::{ClientConfig, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::certs::{certified_key, read_roots, ReloadingCert};
+use super::certs::{read_certs, read_key, read_roots, ReloadingCert};
 
 /// TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +57,6 @@ pub struct ServerTlsConfig {
 const RELOAD_EVERY: Duration = Duration::from_secs(5);
 
 impl ServerTlsConfig {
-    /// Whether TLS is on.
-    pub fn enabled(&self) -> bool {
-        self.cert_file.is_some() || self.key_file.is_some()
-    }
-
     /// The acceptor (HTTP/2 and HTTP/1.1 offered by ALPN), or `None` when TLS is off; the
     /// certificate is re-read when its files change, until `stop`.
     pub fn acceptor(&self, stop: &CancellationToken) -> Result<Option<TlsAcceptor>, TlsError> {
@@ -142,12 +137,12 @@ impl ClientTlsConfig {
             .map_err(|e| TlsError::Config(e.to_string()))?
             .with_root_certificates(read_roots(ca)?);
         let config = match (&self.cert_file, &self.key_file) {
-            (Some(cert), Some(key)) => {
-                let pair = certified_key(cert, key, &provider)?;
-                builder
-                    .with_client_auth_cert(pair.cert.clone(), super::certs::read_key(key)?)
-                    .map_err(|e| TlsError::Config(e.to_string()))?
-            }
+            (Some(cert), Some(key)) => builder
+                .with_client_auth_cert(read_certs(cert)?, read_key(key)?)
+                .map_err(|e| TlsError::Invalid {
+                    path: key.clone(),
+                    problem: format!("does not go with {}: {e}", cert.display()),
+                })?,
             (None, None) => builder.with_no_client_auth(),
             _ => {
                 return Err(TlsError::Config(
