@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use meridian_analyzer::AnalyzerConfig;
 use meridian_collector::auth::Auth;
+use meridian_collector::memory::MemoryLimit;
 use meridian_collector::{CollectorConfig, Destination};
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
@@ -41,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
             data.path(),
             &registry,
             &Auth::open(),
+            &MemoryLimit::unlimited(),
         )
         .await?;
 

@@ -5,6 +5,7 @@ use anyhow::Context;
 use prometheus::Registry;
 
 use meridian_collector::auth::Auth;
+use meridian_collector::memory::MemoryLimit;
 use meridian_collector::Destination;
 use tokio_util::sync::CancellationToken;
 
@@ -50,18 +51,43 @@ fn auth(
     Ok(auth)
 }
 
+/// The process's memory limit (`max_memory_bytes`), if it has one; `serves_sql`: the process
+/// runs queries, whose own budget should fit under it.
+fn memory(
+    config: &MeridianConfig,
+    registry: &Registry,
+    serves_sql: bool,
+) -> anyhow::Result<MemoryLimit> {
+    let limit = MemoryLimit::new(config.max_memory_bytes, registry)
+        .context("registering memory metrics")?;
+    let queries = config.analyzer.query.memory_limit_bytes as u64;
+    if let Some(max) = limit.max_bytes().filter(|_| serves_sql) {
+        if queries > max / 2 {
+            tracing::warn!(
+                max_memory_bytes = max,
+                query_memory_limit_bytes = queries,
+                "queries may take more than half of the process's memory limit; lower \
+                 [analyzer.query] memory_limit_bytes"
+            );
+        }
+    }
+    Ok(limit)
+}
+
 /// Collector and analyzer in one process, joined by the in-process sink.
 pub async fn standalone(config: MeridianConfig) -> anyhow::Result<()> {
     let registry = Registry::new();
     let stop_watch = CancellationToken::new();
     let auth = auth(&config, &registry, &stop_watch)?;
     let _stop_watch = stop_watch.drop_guard();
+    let memory = memory(&config, &registry, true)?;
     let data_dir = config.data_dir();
     let analyzer = config
         .analyzer
         .build(&data_dir, &registry)
         .await?
-        .with_auth(auth.clone());
+        .with_auth(auth.clone())
+        .with_memory_limit(memory.clone());
     // The in-process sink writes straight into the store, so the collector can start first and
     // the analyzer's /readyz can include the collector's readiness.
     let collector = config
@@ -71,6 +97,7 @@ pub async fn standalone(config: MeridianConfig) -> anyhow::Result<()> {
             &data_dir,
             &registry,
             &auth,
+            &memory,
         )
         .await?;
     let analyzer = analyzer
@@ -108,6 +135,7 @@ pub async fn collector(config: MeridianConfig) -> anyhow::Result<()> {
             &config.data_dir(),
             &registry,
             &auth,
+            &memory(&config, &registry, false)?,
         )
         .await?;
     let admin = collector
@@ -135,7 +163,8 @@ pub async fn analyzer(config: MeridianConfig) -> anyhow::Result<()> {
         .analyzer
         .build(&config.data_dir(), &registry)
         .await?
-        .with_auth(auth);
+        .with_auth(auth)
+        .with_memory_limit(memory(&config, &registry, true)?);
     let mut source = String::new();
     if config.kafka.enabled() {
         analyzer = analyzer.with_kafka(config.kafka.clone());

@@ -1,7 +1,8 @@
 //! TLS end to end, with certificates made by openssl: the real OpenTelemetry Rust exporter sends
 //! over OTLP/gRPC with TLS, curl over OTLP/HTTPS and the analyzer's HTTPS API; a renewed
 //! certificate is served without a restart; a collector forwards to an analyzer that requires
-//! client certificates (mTLS), and a client without one is turned away.
+//! client certificates (mTLS), an agent follows it the same way, and a client without one is
+//! turned away.
 
 mod common;
 
@@ -317,6 +318,80 @@ async fn a_collector_forwards_over_mtls_and_a_client_without_a_certificate_is_re
     // Without a client certificate the handshake fails: no answer at all.
     let (ok, text) = sql_over_https(api, &ca, &[], "SELECT 1 AS n");
     assert!(!ok, "served without a client certificate: {text}");
+
+    // An agent follows the same analyzer over mTLS and reports what it applied. The operators
+    // pin both regions, so the routing has something to apply.
+    let base = format!("https://127.0.0.1:{}", api.port());
+    for region in ["eu-west-1", "us-east-1"] {
+        let body = serde_json::json!({ "service": "*", "region": region, "weight": 100, "reason": "tls test" }).to_string();
+        let url = format!("{base}/api/v1/routing/overrides");
+        let mut args = vec![
+            "--fail",
+            "--cacert",
+            &ca,
+            "-H",
+            "content-type: application/json",
+            "-d",
+            &body,
+        ];
+        args.extend_from_slice(&client);
+        args.push(&url);
+        let (ok, text) = curl(&args);
+        assert!(ok, "override: {text}");
+    }
+    let agent_dir = d.join("agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let agent_config = |tls: &str| {
+        format!(
+            "[agent]\nid = \"edge-tls\"\nanalyzer = \"{base}\"\nresync = \"1s\"\n{tls}[agent.traefik]\nfile = \"{}\"\n[[agent.traefik.services]]\nname = \"global\"\nservice = \"*\"\n[agent.traefik.services.regions]\n\"eu-west-1\" = \"eu-west-1@file\"\n\"us-east-1\" = \"us-east-1@file\"\n",
+            path(&agent_dir, "traefik.yaml")
+        )
+    };
+    // Without [agent.tls] an https:// analyzer is a configuration error, said at start.
+    let config = write_config(&agent_dir, &agent_config(""));
+    let out = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["agent", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("ca_file"),
+        "{stderr}"
+    );
+    let tls = format!(
+        "[agent.tls]\nca_file = \"{ca}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        path(d, "collector.pem"),
+        path(d, "collector.key")
+    );
+    let config = write_config(&agent_dir, &agent_config(&tls));
+    let listen = format!("127.0.0.1:{}", common::free_port());
+    let agent = Meridian::start_on(
+        "agent",
+        &agent_dir,
+        &listen,
+        &["--config", config.to_str().unwrap()],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut args = vec!["--cacert", ca.as_str()];
+        args.extend_from_slice(&client);
+        let url = format!("{base}/api/v1/routing");
+        args.push(&url);
+        let (ok, text) = curl(&args);
+        if ok && text.contains("\"edge-tls\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent never reported: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        common::metric_sum(agent.api, None, "meridian_agent_stream_connected").await,
+        1.0
+    );
+    agent.terminate();
     collector.terminate();
     analyzer.terminate();
 }

@@ -50,7 +50,12 @@ impl<G: Gateway> Agent<G> {
         config.validate()?;
         let metrics = AgentMetrics::new(&registry)?;
         Ok(Self {
-            analyzer: Analyzer::new(&config.analyzer, config.timeout, config.token()),
+            analyzer: Analyzer::new(
+                &config.analyzer,
+                &config.tls,
+                config.timeout,
+                config.token(),
+            )?,
             hook: ScalingHook::new(config.scaling.clone()),
             specs: gateway.targets(),
             gateway,

@@ -4,13 +4,18 @@
 
 use std::time::Duration;
 
+use axum::http::{header, HeaderValue, Method, Request};
+use bytes::Bytes;
 use futures::StreamExt;
+use http_body_util::{BodyExt, Full};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use meridian_collector::auth::SecretSource;
+use meridian_collector::tls::client::HttpClient;
+use meridian_collector::tls::ClientTlsConfig;
 
 use crate::desired::Routing;
 use crate::error::AgentError;
@@ -37,49 +42,57 @@ pub enum Update {
     Recommendation(Value),
 }
 
-/// The analyzer's HTTP API.
+/// The analyzer's HTTP API, over `http://` or `https://` (`[agent.tls]`).
 #[derive(Clone)]
 pub struct Analyzer {
     base: String,
-    client: reqwest::Client,
-    streaming: reqwest::Client,
+    http: HttpClient,
+    timeout: Duration,
     token: Option<SecretSource>,
 }
 
 impl Analyzer {
-    /// A client of the analyzer at `base` (`http://host:4380`), each call bounded by `timeout`,
-    /// sending the token from `token` (read for every request) when there is one.
-    pub fn new(base: &str, timeout: Duration, token: Option<SecretSource>) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .unwrap_or_default();
-        // The stream stays open: only connecting is bounded.
-        let streaming = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .build()
-            .unwrap_or_default();
-        Self {
+    /// A client of the analyzer at `base` (`http://host:4380` or `https://…` verified with
+    /// `tls`), each call bounded by `timeout`, sending the token from `token` (read for every
+    /// request) when there is one.
+    pub fn new(
+        base: &str,
+        tls: &ClientTlsConfig,
+        timeout: Duration,
+        token: Option<SecretSource>,
+    ) -> Result<Self, AgentError> {
+        let http = HttpClient::for_base(base, tls, timeout)
+            .map_err(|e| AgentError::Config(format!("[agent.tls]: {e}")))?;
+        Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
-            client,
-            streaming,
+            http,
+            timeout,
             token,
-        }
+        })
     }
 
-    /// `request` with the analyzer token, when one is configured.
-    fn authorized(
+    /// A request to `path`, with the analyzer token when one is configured.
+    fn request(
         &self,
-        request: reqwest::RequestBuilder,
+        method: Method,
         path: &str,
-    ) -> Result<reqwest::RequestBuilder, AgentError> {
-        match &self.token {
-            Some(token) => {
-                let secret = token.read().map_err(|e| self.failed(path, e))?;
-                Ok(request.bearer_auth(secret))
-            }
-            None => Ok(request),
+        body: Option<Vec<u8>>,
+    ) -> Result<Request<Full<Bytes>>, AgentError> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            let secret = token.read().map_err(|e| self.failed(path, e))?;
+            request = request.header(header::AUTHORIZATION, format!("Bearer {secret}"));
         }
+        let body = match body {
+            Some(body) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Full::new(Bytes::from(body))
+            }
+            None => Full::default(),
+        };
+        request.body(body).map_err(|e| self.failed(path, e))
     }
 
     fn failed(&self, path: &str, e: impl std::fmt::Display) -> AgentError {
@@ -89,15 +102,25 @@ impl Analyzer {
         }
     }
 
+    /// Sends a request and reads its whole answer; an answer that is not 2xx is an error.
+    async fn call(&self, path: &str, request: Request<Full<Bytes>>) -> Result<Bytes, AgentError> {
+        let (status, body) = self
+            .http
+            .exchange(request, self.timeout)
+            .await
+            .map_err(|e| self.failed(path, e))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body);
+            return Err(self.failed(path, format!("answered {status}: {text}")));
+        }
+        Ok(body)
+    }
+
     async fn get(&self, path: &str) -> Result<Value, AgentError> {
-        self.authorized(self.client.get(format!("{}{path}", self.base)), path)?
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| self.failed(path, e))?
-            .json()
-            .await
-            .map_err(|e| self.failed(path, e))
+        let body = self
+            .call(path, self.request(Method::GET, path, None)?)
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| self.failed(path, e))
     }
 
     /// The desired routing.
@@ -118,13 +141,9 @@ impl Analyzer {
     /// Reports what was applied.
     pub async fn report(&self, id: &str, status: &Status) -> Result<(), AgentError> {
         let path = format!("/api/v1/agents/{id}/status");
-        let request = self.client.post(format!("{}{path}", self.base));
-        self.authorized(request, &path)?
-            .json(status)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| self.failed(&path, e))?;
+        let body = serde_json::to_vec(status).map_err(|e| self.failed(&path, e))?;
+        let request = self.request(Method::POST, &path, Some(body))?;
+        self.call(&path, request).await?;
         Ok(())
     }
 
@@ -140,14 +159,20 @@ impl Analyzer {
         let mut last_id: Option<u64> = None;
         let mut backoff = Duration::from_secs(1);
         while !stop.is_cancelled() {
-            let request = self.streaming.get(format!("{}{path}", self.base));
-            let response = match self.authorized(request, path) {
+            let response = match self.request(Method::GET, path, None) {
                 Ok(mut request) => {
                     if let Some(id) = last_id {
-                        request = request.header("last-event-id", id.to_string());
+                        if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+                            request.headers_mut().insert("last-event-id", value);
+                        }
                     }
+                    // The stream stays open: only its answer's head is bounded.
                     tokio::select! {
-                        r = request.send() => r.and_then(|r| r.error_for_status()).map_err(|e| self.failed(path, e)),
+                        r = self.http.send(request, self.timeout) => match r {
+                            Ok(r) if r.status().is_success() => Ok(r),
+                            Ok(r) => Err(self.failed(path, format!("answered {}", r.status()))),
+                            Err(e) => Err(self.failed(path, e)),
+                        },
                         () = stop.cancelled() => return,
                     }
                 }
@@ -158,7 +183,7 @@ impl Analyzer {
                 Ok(response) => {
                     connected.set(1);
                     backoff = Duration::from_secs(1);
-                    let mut body = response.bytes_stream();
+                    let mut body = response.into_body().into_data_stream();
                     let mut buffer = String::new();
                     loop {
                         let chunk = tokio::select! {

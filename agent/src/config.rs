@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use meridian_collector::auth::SecretSource;
+use meridian_collector::tls::ClientTlsConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AgentError;
@@ -24,6 +25,9 @@ pub struct AgentConfig {
     pub token_file: Option<PathBuf>,
     /// Or an environment variable holding it.
     pub token_env: Option<String>,
+    /// What an `https://` analyzer is verified with, and the client certificate it may ask
+    /// for (`[agent.tls]`).
+    pub tls: ClientTlsConfig,
     /// Where the agent serves `/healthz`, `/readyz` and `/metrics`.
     pub listen: SocketAddr,
     /// Full reconcile period: the whole routing is fetched and applied at least this often,
@@ -50,6 +54,7 @@ impl Default for AgentConfig {
             analyzer: "http://127.0.0.1:4380".into(),
             token_file: None,
             token_env: None,
+            tls: ClientTlsConfig::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 4390)),
             resync: Duration::from_secs(10),
             timeout: Duration::from_secs(5),

@@ -12,6 +12,7 @@ use meridian_collector::auth::http::require;
 use meridian_collector::auth::{Auth, Scope};
 use meridian_collector::kafka::KafkaConfig;
 use meridian_collector::listen::{bind, spawn_https};
+use meridian_collector::memory::MemoryLimit;
 use meridian_collector::self_metrics::{Reporter, ANALYZER_PREFIXES, ANALYZER_SERVICE};
 use meridian_collector::sink::Sink;
 use meridian_collector::task::{join, TaskFailed};
@@ -39,6 +40,7 @@ pub struct Analyzer {
     kafka: Option<KafkaConfig>,
     pipeline: Arc<Pipeline>,
     auth: Auth,
+    memory: MemoryLimit,
 }
 
 /// A serving analyzer.
@@ -91,6 +93,7 @@ impl AnalyzerConfig {
             extra_ready: None,
             kafka: None,
             auth: Auth::open(),
+            memory: MemoryLimit::unlimited(),
         })
     }
 }
@@ -146,6 +149,13 @@ impl Analyzer {
         self
     }
 
+    /// Refuses deliveries on `/api/v1/ingest` (503, retried by collectors) that would take the
+    /// process past `memory`.
+    pub fn with_memory_limit(mut self, memory: MemoryLimit) -> Self {
+        self.memory = memory;
+        self
+    }
+
     /// All HTTP routes: SQL, ingest, the operator endpoints and the console, each guarded by
     /// the scope it needs. The console's page and assets are open (they hold no data; the page
     /// asks for a `read` token when the API wants one), as are `/healthz` and `/readyz`.
@@ -158,7 +168,7 @@ impl Analyzer {
             "api",
         )
         .merge(require(
-            ingest::router(Arc::clone(&self.store)),
+            ingest::router(Arc::clone(&self.store), self.memory.clone()),
             auth,
             Scope::Ingest,
             "api",

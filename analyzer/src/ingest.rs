@@ -3,14 +3,15 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use meridian_collector::memory::MemoryLimit;
 use meridian_collector::sink::network::{COLLECTOR_HEADER, SEQUENCE_HEADER};
 use meridian_collector::sink::{Sink, SinkError};
 use meridian_collector::{ipc, Signal, SignalBatch};
@@ -50,15 +51,33 @@ impl Sink for StoreSink {
 #[derive(Clone)]
 struct IngestState {
     store: Arc<Store>,
+    memory: MemoryLimit,
 }
 
-/// The `/api/v1/ingest/{signal}` route.
-pub fn router(store: Arc<Store>) -> Router {
-    let state = IngestState { store };
+/// The largest delivery accepted, in bytes (the network sink sends far smaller ones).
+const MAX_BODY: usize = 256 << 20;
+
+/// Memory a delivery may take per byte of its body once decoded (its buffers are
+/// zstd-compressed): an estimate on the safe side, reserved before the body is read.
+const DECODED_PER_BODY_BYTE: u64 = 8;
+
+/// The `/api/v1/ingest/{signal}` route; deliveries `memory` has no room for are refused with
+/// 503 before they are read.
+pub fn router(store: Arc<Store>, memory: MemoryLimit) -> Router {
+    let state = IngestState { store, memory };
     Router::new()
         .route("/api/v1/ingest/{signal}", post(ingest))
-        .layer(DefaultBodyLimit::max(256 << 20))
         .with_state(state)
+}
+
+/// A retryable refusal.
+fn unavailable(message: String) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [("retry-after", "1")],
+        message,
+    )
+        .into_response()
 }
 
 /// The batch id headers, if the sender set both.
@@ -76,12 +95,31 @@ async fn ingest(
     State(state): State<IngestState>,
     Path(signal): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let store = &state.store;
     let signal: Signal = match signal.parse() {
         Ok(s) => s,
         Err(e) => return (StatusCode::NOT_FOUND, e).into_response(),
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let reserve = declared.saturating_mul(1 + DECODED_PER_BODY_BYTE);
+    let _reservation = match state.memory.reserve("api", reserve) {
+        Ok(reservation) => reservation,
+        Err(e) => {
+            meridian_collector::listen::discard(body, MAX_BODY).await;
+            return unavailable(e.to_string());
+        }
+    };
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(e) => {
+            let message = format!("reading the delivery (at most {MAX_BODY} bytes): {e}");
+            return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
+        }
     };
     let batches = match ipc::decode(&body) {
         Ok(b) => b,
@@ -104,14 +142,7 @@ async fn ingest(
         Ok(Inserted::Repeat) => {
             tracing::debug!("batch already stored; acknowledging the retry");
         }
-        Err(e) if e.is_retryable() => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [("retry-after", "1")],
-                e.to_string(),
-            )
-                .into_response()
-        }
+        Err(e) if e.is_retryable() => return unavailable(e.to_string()),
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }
     StatusCode::NO_CONTENT.into_response()

@@ -18,6 +18,7 @@ use crate::error::CollectorError;
 use crate::forward;
 use crate::kafka::KafkaConfig;
 use crate::listen::{bind, spawn_http};
+use crate::memory::MemoryLimit;
 use crate::otlp::{Intake, RateLimiter};
 use crate::queue;
 use crate::signal::Signal;
@@ -62,13 +63,15 @@ impl CollectorConfig {
     /// Starts the collector: binds the receivers (and, for a remote destination, the
     /// collector's API), opens the disk buffer under `data_dir` unless `buffer.dir` says
     /// otherwise, and forwards to `destination`; metrics go to `registry`; `auth` decides who
-    /// may send (an `ingest` token) and read its metrics.
+    /// may send (an `ingest` token) and read its metrics; `memory` refuses requests the process
+    /// has no room for.
     pub async fn start(
         &self,
         destination: Destination<'_>,
         data_dir: &Path,
         registry: &Registry,
         auth: &Auth,
+        memory: &MemoryLimit,
     ) -> Result<RunningCollector, CollectorError> {
         let targets = crate::probe::validate(&self.probes)?;
         let metrics = CollectorMetrics::new(registry)?;
@@ -89,11 +92,11 @@ impl CollectorConfig {
         }
         let (queue, rx) = queue::bounded(self.queue_capacity_rows, metrics.clone());
         let intake = Intake::new(&self.region, queue, metrics.clone(), self.otlp.retry_after)
-            .limited(RateLimiter::new(self.otlp.rate_limit.clone()));
-        let intake = if disk.is_some() {
-            intake.durable()
-        } else {
-            intake
+            .limited(RateLimiter::new(self.otlp.rate_limit.clone()))
+            .with_memory_limit(memory.clone());
+        let intake = match &disk {
+            Some(buffer) => intake.durable(Arc::clone(buffer)),
+            None => intake,
         };
         let stop_receivers = CancellationToken::new();
         let stop_forwarding = CancellationToken::new();
@@ -296,6 +299,7 @@ mod tests {
                 dir.path(),
                 &Registry::new(),
                 &Auth::open(),
+                &MemoryLimit::unlimited(),
             )
             .await
             .unwrap();
@@ -339,6 +343,7 @@ mod tests {
                 dir.path(),
                 &Registry::new(),
                 &Auth::open(),
+                &MemoryLimit::unlimited(),
             )
             .await
             .unwrap();
@@ -366,6 +371,7 @@ mod tests {
                 dir.path(),
                 &Registry::new(),
                 &Auth::open(),
+                &MemoryLimit::unlimited(),
             )
             .await
             .unwrap();

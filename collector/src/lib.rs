@@ -19,6 +19,7 @@ pub mod ipc;
 pub mod json;
 pub mod kafka;
 pub mod listen;
+pub mod memory;
 pub mod otlp;
 pub mod probe;
 pub mod queue;

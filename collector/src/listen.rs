@@ -62,3 +62,18 @@ pub fn spawn_https(
         }
     })
 }
+
+/// Reads and drops a refused request's body, chunk by chunk, so the client reads the answer on
+/// a connection that stays open (answering before the body was sent breaks HTTP/1.1 clients
+/// mid-write); stops after `limit` bytes.
+pub async fn discard(body: axum::body::Body, limit: usize) {
+    use futures::StreamExt;
+    let mut chunks = body.into_data_stream();
+    let mut read = 0;
+    while let Some(Ok(chunk)) = chunks.next().await {
+        read += chunk.len();
+        if read > limit {
+            break;
+        }
+    }
+}

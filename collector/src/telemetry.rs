@@ -9,7 +9,8 @@ pub struct CollectorMetrics {
     pub received: IntCounterVec,
     /// Items rejected as invalid (partial success), by signal and protocol.
     pub rejected: IntCounterVec,
-    /// Requests refused because the queue was full, by signal and protocol.
+    /// Requests refused because the queue, the disk buffer or the memory limit was full, by
+    /// signal and protocol.
     pub refused: IntCounterVec,
     /// Requests that could not be decoded, by signal and protocol.
     pub malformed: IntCounterVec,

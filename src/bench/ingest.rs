@@ -10,6 +10,7 @@ use meridian_analyzer::AnalyzerConfig;
 use meridian_collector::auth::Auth;
 use meridian_collector::buffer::BufferKind;
 use meridian_collector::kafka::KafkaConfig;
+use meridian_collector::memory::MemoryLimit;
 use meridian_collector::CollectorConfig;
 use meridian_collector::Destination;
 use prometheus::Registry;
@@ -110,7 +111,13 @@ impl Pipeline {
         };
         let analyzer = analyzer.start().await?;
         let collector = collector_config
-            .start(destination, &dir, &registry, &Auth::open())
+            .start(
+                destination,
+                &dir,
+                &registry,
+                &Auth::open(),
+                &MemoryLimit::unlimited(),
+            )
             .await?;
         Ok(Pipeline {
             collector,

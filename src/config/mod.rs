@@ -22,6 +22,10 @@ use serde::{Deserialize, Serialize};
 pub struct MeridianConfig {
     /// Where the analyzer keeps its Parquet files (default `./meridian-data`).
     pub data_dir: Option<PathBuf>,
+    /// The process's memory limit in bytes: receivers (OTLP, the analyzer's ingest API) refuse
+    /// requests with a retryable 503 / UNAVAILABLE before reading them when resident memory plus
+    /// what admitted requests may still allocate would pass it. Default: no limit.
+    pub max_memory_bytes: Option<u64>,
     /// The regional collector.
     pub collector: CollectorConfig,
     /// The central analyzer.
@@ -73,6 +77,9 @@ pub struct Overrides {
     /// Bytes the collector's disk buffer may take before receivers answer with backpressure.
     #[arg(long, env = "MERIDIAN_BUFFER_MAX_BYTES", global = true)]
     pub buffer_max_bytes: Option<u64>,
+    /// The process's memory limit: requests it has no room for are refused, retryably.
+    #[arg(long, env = "MERIDIAN_MAX_MEMORY_BYTES", global = true)]
+    pub max_memory_bytes: Option<u64>,
 }
 
 impl MeridianConfig {
@@ -108,6 +115,9 @@ impl MeridianConfig {
         }
         if let Some(b) = overrides.buffer_max_bytes {
             config.collector.buffer.max_bytes = b;
+        }
+        if let Some(m) = overrides.max_memory_bytes {
+            config.max_memory_bytes = Some(m);
         }
         Ok(config)
     }

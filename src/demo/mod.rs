@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use meridian_collector::auth::Auth;
+use meridian_collector::memory::MemoryLimit;
 use meridian_collector::Destination;
 use prometheus::Registry;
 use rand::SeedableRng;
@@ -110,7 +111,13 @@ pub async fn run(mut config: MeridianConfig, args: DemoArgs) -> anyhow::Result<(
         };
         let destination = Destination::InProcess(Arc::clone(&sink));
         let collector = c
-            .start(destination, &data_dir, &regional_registry, &Auth::open())
+            .start(
+                destination,
+                &data_dir,
+                &regional_registry,
+                &Auth::open(),
+                &MemoryLimit::unlimited(),
+            )
             .await?;
         let grpc = format!("http://{}", loopback(collector.grpc_addr));
         let http = format!("http://{}", loopback(collector.http_addr));

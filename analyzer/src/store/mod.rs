@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
 use meridian_collector::SignalBatch;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -384,14 +383,7 @@ impl Store {
         let rows = snapshot.hot_rows;
         let appended = snapshot.appended;
         let encoded = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            if snapshot.hot.is_empty() {
-                return Ok(Vec::new());
-            }
-            let batch = concat_batches(&signal.schema(), &snapshot.hot)?;
-            parquet::split_by_hour(&batch)?
-                .into_iter()
-                .map(|(hour, rows)| Ok((hour, parquet::encode(&rows)?)))
-                .collect()
+            parquet::encode_by_hour(&signal.schema(), &snapshot.hot)
         })
         .await
         .map_err(StoreError::task("flush"))??;

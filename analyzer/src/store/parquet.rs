@@ -1,12 +1,15 @@
 //! Writing batches to Parquet files partitioned by table and hour, each in one step, merging
 //! them, and finding them again at start-up.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use object_store::path::Path;
 
 use arrow::array::{Array, BooleanArray, RecordBatch, TimestampNanosecondArray};
 use arrow::compute::filter_record_batch;
+use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, NaiveDate, Utc};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -111,11 +114,32 @@ fn file_name(id: u64) -> String {
     )
 }
 
-/// Encodes rows as one zstd Parquet file (CPU work: run it off the async runtime).
-pub fn encode(batch: &RecordBatch) -> Result<Vec<u8>, StoreError> {
-    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(writer_properties()))?;
-    writer.write(batch)?;
-    Ok(writer.into_inner()?)
+/// Encodes `batches` (all of `schema`) as one zstd Parquet file per hour partition, in hour
+/// order (CPU work: run it off the async runtime). Each batch goes to its hour's writer as it
+/// is, so a flush never holds a second, concatenated copy of the hot rows: the writers buffer
+/// only their open row group, encoded.
+pub fn encode_by_hour(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+    let mut writers: BTreeMap<i64, ArrowWriter<Vec<u8>>> = BTreeMap::new();
+    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+        for (hour, rows) in split_by_hour(batch)? {
+            let writer = match writers.entry(hour) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(ArrowWriter::try_new(
+                    Vec::new(),
+                    Arc::clone(schema),
+                    Some(writer_properties()),
+                )?),
+            };
+            writer.write(&rows)?;
+        }
+    }
+    writers
+        .into_iter()
+        .map(|(hour, writer)| Ok((hour, writer.into_inner()?)))
+        .collect()
 }
 
 /// Stores one hour's encoded rows as a file of flush `flush_id`, in one step.

@@ -14,12 +14,14 @@ pub mod segments;
 pub mod spool;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::queue::AckError;
 use crate::signal::Signal;
 use crate::telemetry::CollectorMetrics;
 use record::BufferedRecord;
@@ -147,6 +149,9 @@ pub struct DiskBuffer {
     state: Mutex<State>,
     written: watch::Sender<u64>,
     metrics: CollectorMetrics,
+    /// Set when an append was refused for want of room, cleared when delivery frees some:
+    /// while set, receivers refuse before reading a request (see [`DiskBuffer::check_room`]).
+    full: AtomicBool,
 }
 
 impl DiskBuffer {
@@ -202,6 +207,7 @@ impl DiskBuffer {
             state: Mutex::new(state),
             written,
             metrics,
+            full: AtomicBool::new(false),
         });
         buffer.save_state()?;
         buffer.update_gauges();
@@ -258,11 +264,33 @@ impl DiskBuffer {
         self.save_state()?;
         let delivered = self.delivered();
         let log_dir = self.dir.join(LOG_DIR);
-        self.lock_log()
-            .remove_before(delivered)
-            .map_err(io_error(&log_dir))?;
+        let freed = {
+            let mut log = self.lock_log();
+            let before = log.total_bytes();
+            log.remove_before(delivered).map_err(io_error(&log_dir))?;
+            log.total_bytes() < before
+        };
+        if freed {
+            self.full.store(false, Ordering::Relaxed);
+        }
         self.update_gauges();
         Ok(())
+    }
+
+    /// Refuses while the last append found the buffer full and no delivery has freed room
+    /// since: under overload a receiver then refuses before reading and decoding a request
+    /// that could not be buffered anyway.
+    pub fn check_room(&self) -> Result<(), AckError> {
+        if self.full.load(Ordering::Relaxed) {
+            Err(AckError::Full(self.config.max_bytes))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records that an append was refused for want of room.
+    fn mark_full(&self) {
+        self.full.store(true, Ordering::Relaxed);
     }
 
     fn save_state(&self) -> Result<(), BufferError> {

@@ -127,6 +127,7 @@ async fn write_group(
         let created_ms = chrono::Utc::now().timestamp_millis();
         let mut log = buffer.lock_log();
         if log.total_bytes() + bytes > buffer.config.max_bytes {
+            buffer.mark_full();
             return Err(AckError::Full(buffer.config.max_bytes));
         }
         let mut state = buffer.lock_state();
@@ -158,8 +159,13 @@ async fn write_group(
     .await;
     let result = joined.unwrap_or_else(|e| Err(AckError::Write(e.to_string())));
     buffer.update_gauges();
-    if let Err(e) = &result {
-        tracing::warn!(error = %e, "batch not buffered; the client is told to retry");
+    match &result {
+        // Expected under overload, once per refused request: counted, not logged.
+        Err(e @ AckError::Full(_)) => {
+            tracing::debug!(error = %e, "batch not buffered: buffer full")
+        }
+        Err(e) => tracing::warn!(error = %e, "batch not buffered; the client is told to retry"),
+        Ok(()) => {}
     }
     result
 }

@@ -19,6 +19,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use std::sync::Arc;
+
 use tonic::codec::CompressionEncoding;
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
@@ -28,6 +30,8 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{ExportRequest, Intake, IntakeError, Protocol, Sender};
 use crate::auth::{Auth, Caller, Scope};
+use crate::memory::{Reservation, GRPC_REQUEST_RESERVATION};
+use crate::signal::Signal;
 
 /// Turns a refusal into its gRPC status, with `RetryInfo` when the client may retry.
 fn status(e: &IntakeError) -> Status {
@@ -41,25 +45,38 @@ fn status(e: &IntakeError) -> Status {
     }
 }
 
-/// Checks the `authorization` metadata before the message is decoded, so an unknown caller
-/// costs no decoding.
+/// Runs before the message is read and decoded, so that neither an unknown caller nor a request
+/// the memory limit has no room for costs any decoding: checks the `authorization` metadata,
+/// then admits the request (a disk buffer with room, memory reserved until it is answered).
 #[derive(Clone)]
-struct Authenticate(Auth);
+struct Admit {
+    auth: Auth,
+    intake: Intake,
+    signal: Signal,
+}
 
-impl Interceptor for Authenticate {
+/// A gRPC request's memory reservation, carried in its extensions until it is answered.
+#[derive(Clone)]
+struct Held(#[allow(dead_code)] Arc<Reservation>);
+
+impl Interceptor for Admit {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
         let value = request
             .metadata()
             .get("authorization")
             .map(|v| v.as_bytes());
-        match self.0.check("otlp_grpc", value, Scope::Ingest) {
-            Ok(caller) => {
-                let mut request = request;
-                request.extensions_mut().insert(caller);
-                Ok(request)
-            }
-            Err(denied) => Err(status(&denied.into())),
-        }
+        let caller = self
+            .auth
+            .check("otlp_grpc", value, Scope::Ingest)
+            .map_err(|denied| status(&denied.into()))?;
+        let reservation = self
+            .intake
+            .admit(self.signal, Protocol::Grpc, GRPC_REQUEST_RESERVATION)
+            .map_err(|e| status(&e))?;
+        let mut request = request;
+        request.extensions_mut().insert(caller);
+        request.extensions_mut().insert(Held(Arc::new(reservation)));
+        Ok(request)
     }
 }
 
@@ -111,15 +128,19 @@ impl GrpcReceiver {
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
             .max_decoding_message_size(max_message);
-        let logs = LogsServiceServer::new(self)
+        let logs = LogsServiceServer::new(self.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
             .max_decoding_message_size(max_message);
-        let guard = Authenticate(auth);
+        let admit = |signal| Admit {
+            auth: auth.clone(),
+            intake: self.intake.clone(),
+            signal,
+        };
         server
-            .add_service(InterceptedService::new(traces, guard.clone()))
-            .add_service(InterceptedService::new(metrics, guard.clone()))
-            .add_service(InterceptedService::new(logs, guard))
+            .add_service(InterceptedService::new(traces, admit(Signal::Traces)))
+            .add_service(InterceptedService::new(metrics, admit(Signal::Metrics)))
+            .add_service(InterceptedService::new(logs, admit(Signal::Logs)))
     }
 }
 

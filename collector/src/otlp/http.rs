@@ -17,6 +17,7 @@ use prost::Message;
 use super::decompress::{decompress, DecompressError};
 use super::{Accepted, ExportRequest, Intake, IntakeError, Protocol, Sender};
 use crate::auth::{self, Auth, Scope};
+use crate::memory::{Reservation, DECODED_PER_BODY_BYTE};
 use crate::tls::conn::ClientAddr;
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -128,7 +129,21 @@ async fn export<R: ExportRequest>(
         Encoding::Protobuf => Protocol::HttpProtobuf,
         Encoding::Json => Protocol::HttpJson,
     };
-    match receive::<R>(&state, &headers, body, encoding).await {
+    // Before the body is read: what it says it is, decoded; raised once its real size is known.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(UNKNOWN_LENGTH);
+    let reserve = declared.saturating_mul(1 + DECODED_PER_BODY_BYTE);
+    let mut reservation = match state.intake.admit(R::SIGNAL, protocol, reserve) {
+        Ok(reservation) => reservation,
+        Err(e) => {
+            crate::listen::discard(body, state.max_body).await;
+            return error_response(encoding, &e);
+        }
+    };
+    let received = receive::<R>(&state, &headers, body, encoding, protocol, &mut reservation);
+    match received.await {
         Ok(request) => match state.intake.accept(&request, protocol, &sender).await {
             Ok(accepted) => ok_response::<R>(encoding, &accepted),
             Err(e) => {
@@ -138,6 +153,7 @@ async fn export<R: ExportRequest>(
                 error_response(encoding, &e)
             }
         },
+        Err(e @ IntakeError::Overloaded { .. }) => error_response(encoding, &e),
         Err(e) => {
             state.intake.malformed(R::SIGNAL, protocol);
             error_response(encoding, &e)
@@ -145,12 +161,18 @@ async fn export<R: ExportRequest>(
     }
 }
 
-/// Reads, decompresses and decodes the body, each within `max_body` bytes.
+/// What a request without `Content-Length` (chunked) reserves before it is read.
+const UNKNOWN_LENGTH: u64 = 64 << 10;
+
+/// Reads, decompresses and decodes the body, each within `max_body` bytes, raising
+/// `reservation` to the decoded request's estimated size before decoding.
 async fn receive<R: ExportRequest>(
     state: &HttpState,
     headers: &HeaderMap,
     body: Body,
     encoding: Encoding,
+    protocol: Protocol,
+    reservation: &mut Reservation,
 ) -> Result<R, IntakeError> {
     // Read the body ourselves (not with the `Bytes` extractor) so an oversized body gets the same
     // google.rpc.Status answer as every other error.
@@ -176,6 +198,9 @@ async fn receive<R: ExportRequest>(
             DecompressError::Corrupt { .. } => IntakeError::Malformed(message),
         }
     })?;
+    let decoded = (raw.len() as u64).saturating_mul(DECODED_PER_BODY_BYTE);
+    let total = decoded.saturating_add(body.len() as u64 + raw.len() as u64);
+    state.intake.grow(reservation, R::SIGNAL, protocol, total)?;
     match encoding {
         Encoding::Protobuf => R::decode(raw.as_ref())
             .map_err(|e| IntakeError::Malformed(format!("invalid OTLP protobuf: {e}"))),

@@ -10,7 +10,9 @@ use tonic::Code;
 use super::limit::{RateLimitConfig, RateLimiter, Sender};
 use super::request::{Accepted, ExportRequest};
 use crate::auth::Denied;
+use crate::buffer::DiskBuffer;
 use crate::convert::ConvertError;
+use crate::memory::{MemoryLimit, Reservation};
 use crate::queue::QueueSender;
 use crate::signal::{Signal, SignalBatch};
 use crate::telemetry::CollectorMetrics;
@@ -33,6 +35,14 @@ impl Protocol {
             Protocol::Grpc => "grpc",
             Protocol::HttpProtobuf => "http_protobuf",
             Protocol::HttpJson => "http_json",
+        }
+    }
+
+    /// The listener's name in metrics and logs (`otlp_grpc`, `otlp_http`).
+    pub fn listener(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "otlp_grpc",
+            Protocol::HttpProtobuf | Protocol::HttpJson => "otlp_http",
         }
     }
 }
@@ -118,8 +128,9 @@ pub struct Intake {
     queue: QueueSender,
     metrics: CollectorMetrics,
     retry_after: Duration,
-    durable: bool,
+    durable: Option<Arc<DiskBuffer>>,
     limiter: RateLimiter,
+    memory: MemoryLimit,
 }
 
 impl Intake {
@@ -135,8 +146,58 @@ impl Intake {
             queue,
             metrics,
             retry_after,
-            durable: false,
+            durable: None,
             limiter: RateLimiter::new(RateLimitConfig::default()),
+            memory: MemoryLimit::unlimited(),
+        }
+    }
+
+    /// Refuses requests that would take the process past `memory` before they are read.
+    pub fn with_memory_limit(self, memory: MemoryLimit) -> Self {
+        Self { memory, ..self }
+    }
+
+    /// What can be decided before a `signal` request arriving over `protocol` is read: the
+    /// disk buffer has room, and `bytes` fit under the memory limit (see [`MemoryLimit`]);
+    /// refused as overload, which the client retries. Refusing here costs no decoding.
+    pub fn admit(
+        &self,
+        signal: Signal,
+        protocol: Protocol,
+        bytes: u64,
+    ) -> Result<Reservation, IntakeError> {
+        if let Some(buffer) = &self.durable {
+            buffer
+                .check_room()
+                .map_err(|e| self.refused(signal, protocol, e.to_string()))?;
+        }
+        self.memory
+            .reserve(protocol.listener(), bytes)
+            .map_err(|e| self.refused(signal, protocol, e.to_string()))
+    }
+
+    /// Raises `reservation` to `total` bytes once the request's size is known.
+    pub fn grow(
+        &self,
+        reservation: &mut Reservation,
+        signal: Signal,
+        protocol: Protocol,
+        total: u64,
+    ) -> Result<(), IntakeError> {
+        reservation
+            .grow_to(protocol.listener(), total)
+            .map_err(|e| self.refused(signal, protocol, e.to_string()))
+    }
+
+    /// Counts a refusal and says how long to wait.
+    fn refused(&self, signal: Signal, protocol: Protocol, reason: String) -> IntakeError {
+        self.metrics
+            .refused
+            .with_label_values(&[signal.as_str(), protocol.as_str()])
+            .inc();
+        IntakeError::Overloaded {
+            reason,
+            retry_after: self.retry_after,
         }
     }
 
@@ -145,10 +206,11 @@ impl Intake {
         Self { limiter, ..self }
     }
 
-    /// Answers clients only once their rows are in the disk buffer.
-    pub fn durable(self) -> Self {
+    /// Answers clients only once their rows are in `buffer`, and refuses before reading while
+    /// it is full.
+    pub fn durable(self, buffer: Arc<DiskBuffer>) -> Self {
         Self {
-            durable: true,
+            durable: Some(buffer),
             ..self
         }
     }
@@ -182,13 +244,7 @@ impl Intake {
                 return Err(IntakeError::RateLimited { retry_after });
             }
         }
-        let refuse = |reason: String| {
-            self.metrics.refused.with_label_values(&labels).inc();
-            IntakeError::Overloaded {
-                reason,
-                retry_after: self.retry_after,
-            }
-        };
+        let refuse = |reason: String| self.refused(R::SIGNAL, protocol, reason);
         // Under overload, do not spend CPU converting a request only to refuse it.
         let items = request.items();
         if items > 0 {
@@ -222,7 +278,7 @@ impl Intake {
     /// Queues a batch whole, without waiting for room; with a disk buffer, returns once the
     /// rows are on disk. Receivers and the collector's own probes queue through here.
     pub async fn submit(&self, batch: SignalBatch) -> Result<(), Refused> {
-        if self.durable {
+        if self.durable.is_some() {
             let done = self
                 .queue
                 .try_send_durable(batch)

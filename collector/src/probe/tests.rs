@@ -173,6 +173,7 @@ async fn a_collector_reports_results_and_flips_after_the_threshold() {
             dir.path(),
             &registry,
             &crate::auth::Auth::open(),
+            &crate::memory::MemoryLimit::unlimited(),
         )
         .await
         .unwrap();

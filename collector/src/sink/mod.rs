@@ -32,9 +32,6 @@ impl SinkError {
 /// Why a sink could not be built from its configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildSinkError {
-    /// The HTTP client of the network sink (TLS roots, proxy settings) could not be built.
-    #[error("building the HTTP client: {0}")]
-    HttpClient(#[source] reqwest::Error),
     /// librdkafka refused the producer's configuration.
     #[error("creating the Kafka producer: {0}")]
     KafkaProducer(#[source] rdkafka::error::KafkaError),

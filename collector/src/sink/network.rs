@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
+use axum::http::Request;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use serde::{Deserialize, Serialize};
 
 use super::{BuildSinkError, Sink, SinkError};
@@ -15,7 +14,8 @@ use crate::auth::SecretSource;
 use crate::ipc;
 use crate::schema::SCHEMA_VERSION;
 use crate::signal::SignalBatch;
-use crate::tls::{ClientTlsConfig, TlsError};
+use crate::tls::client::HttpClient;
+use crate::tls::ClientTlsConfig;
 
 /// Header carrying the schema version of a forwarded batch.
 pub const SCHEMA_VERSION_HEADER: &str = "x-meridian-schema-version";
@@ -58,38 +58,8 @@ impl Default for NetworkSinkConfig {
 impl NetworkSinkConfig {
     /// Builds the sink.
     pub fn build(&self) -> Result<NetworkSink, BuildSinkError> {
-        let client = match self.tls.client_config().map_err(BuildSinkError::Tls)? {
-            Some(_) if !self.url.starts_with("https://") => {
-                return Err(BuildSinkError::Tls(TlsError::Config(format!(
-                    "[collector.network.tls] is set but the url `{}` is not https://",
-                    self.url
-                ))))
-            }
-            Some(tls) => {
-                // hyper with rustls rather than reqwest: reqwest's rustls backends would either
-                // bring a second crypto library or need a process-wide provider installed.
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls)
-                    .https_only()
-                    .enable_http1()
-                    .build();
-                Client::Https(Box::new(
-                    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-                        .build(connector),
-                ))
-            }
-            None if self.url.starts_with("https://") => {
-                return Err(BuildSinkError::Tls(TlsError::Config(
-                    "an https:// analyzer needs [collector.network.tls] ca_file".into(),
-                )))
-            }
-            None => Client::Http(
-                reqwest::Client::builder()
-                    .timeout(self.timeout)
-                    .build()
-                    .map_err(BuildSinkError::HttpClient)?,
-            ),
-        };
+        let client = HttpClient::for_base(&self.url, &self.tls, self.timeout)
+            .map_err(BuildSinkError::Tls)?;
         let token = SecretSource {
             token_file: self.token_file.clone(),
             token_env: self.token_env.clone(),
@@ -107,67 +77,9 @@ impl NetworkSinkConfig {
     }
 }
 
-type HttpsClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
-
-/// The HTTP client of the sink: reqwest for `http://`, hyper with rustls for `https://`.
-enum Client {
-    Http(reqwest::Client),
-    Https(Box<HttpsClient>),
-}
-
-impl Client {
-    /// POSTs `body` with `headers`; the answer's status and text, or why there was none.
-    async fn post(
-        &self,
-        url: &str,
-        headers: Vec<(&'static str, String)>,
-        body: Bytes,
-        timeout: Duration,
-    ) -> Result<(u16, String), String> {
-        match self {
-            Client::Http(client) => {
-                let mut request = client.post(url);
-                for (name, value) in headers {
-                    request = request.header(name, value);
-                }
-                let response = request.body(body).send().await.map_err(|e| e.to_string())?;
-                let status = response.status().as_u16();
-                Ok((status, response.text().await.unwrap_or_default()))
-            }
-            Client::Https(client) => {
-                let mut request = hyper::Request::post(url);
-                for (name, value) in headers {
-                    request = request.header(name, value);
-                }
-                let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
-                let exchange = async {
-                    let response = client
-                        .request(request)
-                        .await
-                        .map_err(|e| format!("{e:?}"))?;
-                    let status = response.status().as_u16();
-                    let text = response
-                        .into_body()
-                        .collect()
-                        .await
-                        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-                        .unwrap_or_default();
-                    Ok((status, text))
-                };
-                tokio::time::timeout(timeout, exchange)
-                    .await
-                    .map_err(|_| format!("no answer within {timeout:?}"))?
-            }
-        }
-    }
-}
-
 /// Delivers batches to an analyzer's `/api/v1/ingest/{signal}` endpoint.
 pub struct NetworkSink {
-    client: Client,
+    client: HttpClient,
     timeout: Duration,
     base: String,
     token: Option<SecretSource>,
@@ -179,27 +91,29 @@ impl NetworkSink {
             .ipc()
             .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?;
         let url = format!("{}/api/v1/ingest/{}", self.base, batch.signal.as_str());
-        let mut headers = vec![
-            ("content-type", ipc::CONTENT_TYPE.to_owned()),
-            (SCHEMA_VERSION_HEADER, SCHEMA_VERSION.to_string()),
-        ];
+        let mut request = Request::post(&url)
+            .header("content-type", ipc::CONTENT_TYPE)
+            .header(SCHEMA_VERSION_HEADER, SCHEMA_VERSION.to_string());
         if let Some(token) = &self.token {
             let secret = token
                 .read()
                 .map_err(|e| SinkError::Unavailable(format!("reading the analyzer token: {e}")))?;
-            headers.push(("authorization", format!("Bearer {secret}")));
+            request = request.header("authorization", format!("Bearer {secret}"));
         }
         if let Some(id) = &batch.id {
-            headers.push((COLLECTOR_HEADER, id.collector.to_string()));
-            headers.push((SEQUENCE_HEADER, id.sequence.to_string()));
+            request = request
+                .header(COLLECTOR_HEADER, id.collector.to_string())
+                .header(SEQUENCE_HEADER, id.sequence.to_string());
         }
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| SinkError::Refused(format!("POST {url}: {e}")))?;
         let (status, text) = self
             .client
-            .post(&url, headers, body, self.timeout)
+            .exchange(request, self.timeout)
             .await
             .map_err(|e| SinkError::Unavailable(format!("POST {url}: {e}")))?;
-        let status = reqwest::StatusCode::from_u16(status)
-            .map_err(|e| SinkError::Unavailable(format!("POST {url}: {e}")))?;
+        let text = String::from_utf8_lossy(&text);
         if status.is_success() {
             return Ok(());
         }

@@ -37,7 +37,8 @@ pub enum TlsError {
     Config(String),
 }
 
-fn provider() -> Arc<CryptoProvider> {
+/// The crypto provider of every TLS configuration Meridian builds (ring), passed explicitly.
+pub(super) fn provider() -> Arc<CryptoProvider> {
     Arc::new(ring::default_provider())
 }
 
@@ -107,7 +108,8 @@ impl ServerTlsConfig {
     }
 }
 
-/// What the network sink trusts and presents when its URL is `https://`.
+/// What a client of an `https://` analyzer (the network sink, the agent) trusts, and the client
+/// certificate it presents.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientTlsConfig {
