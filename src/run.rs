@@ -105,9 +105,10 @@ pub async fn standalone(config: MeridianConfig) -> anyhow::Result<()> {
         .start()
         .await?;
     println!(
-        "meridian standalone: OTLP gRPC {} · OTLP HTTP {} · SQL http://{}/api/v1/sql{} · data {}",
+        "meridian standalone: OTLP gRPC {} · OTLP HTTP {} · SQL {}://{}/api/v1/sql{} · data {}",
         collector.grpc_addr,
         collector.http_addr,
+        config.analyzer.tls.scheme(),
         analyzer.http_addr,
         postgres_banner(&analyzer),
         config.storage()
@@ -142,8 +143,13 @@ pub async fn collector(config: MeridianConfig) -> anyhow::Result<()> {
         .admin_addr
         .map_or_else(String::new, |a| a.to_string());
     println!(
-        "meridian collector [{}]: OTLP gRPC {} · OTLP HTTP {} · health/metrics http://{} · forwarding to {}",
-        config.collector.region, collector.grpc_addr, collector.http_addr, admin, collector.destination
+        "meridian collector [{}]: OTLP gRPC {} · OTLP HTTP {} · health/metrics {}://{} · forwarding to {}",
+        config.collector.region,
+        collector.grpc_addr,
+        collector.http_addr,
+        config.collector.tls.scheme(),
+        admin,
+        collector.destination
     );
     shutdown_signal().await;
     collector
@@ -171,8 +177,9 @@ pub async fn analyzer(config: MeridianConfig) -> anyhow::Result<()> {
         source = format!(" · consuming kafka {}", config.kafka.brokers);
     }
     let analyzer = analyzer.start().await?;
+    let scheme = config.analyzer.tls.scheme();
     println!(
-        "meridian analyzer: SQL http://{}/api/v1/sql{} · ingest http://{}/api/v1/ingest{} · data {}",
+        "meridian analyzer: SQL {scheme}://{}/api/v1/sql{} · ingest {scheme}://{}/api/v1/ingest{} · data {}",
         analyzer.http_addr,
         postgres_banner(&analyzer),
         analyzer.http_addr,

@@ -2,7 +2,7 @@
 //! over OTLP/gRPC with TLS, curl over OTLP/HTTPS and the analyzer's HTTPS API; a renewed
 //! certificate is served without a restart; a collector forwards to an analyzer that requires
 //! client certificates (mTLS), an agent follows it the same way, and a client without one is
-//! turned away.
+//! turned away; the collector's own API is served over TLS.
 
 mod common;
 
@@ -288,7 +288,9 @@ async fn a_collector_forwards_over_mtls_and_a_client_without_a_certificate_is_re
     let config = write_config(
         &collector_dir,
         &format!(
-            "[collector]\nregion = \"eu-west-1\"\n[collector.network]\nurl = \"https://127.0.0.1:{}\"\n[collector.network.tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            "[collector]\nregion = \"eu-west-1\"\n[collector.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n[collector.network]\nurl = \"https://127.0.0.1:{}\"\n[collector.network.tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            path(d, "collector.pem"),
+            path(d, "collector.key"),
             api.port(),
             path(d, "ca.pem"),
             path(d, "collector.pem"),
@@ -306,6 +308,13 @@ async fn a_collector_forwards_over_mtls_and_a_client_without_a_certificate_is_re
     assert_eq!(response.status(), 200);
 
     let ca = path(d, "ca.pem");
+    // The collector's own API is served over TLS too, and not over plain HTTP.
+    let health = format!("https://127.0.0.1:{}/healthz", collector.api.port());
+    let (ok, text) = curl(&["--fail", "--cacert", &ca, &health]);
+    assert!(ok, "collector API over TLS: {text}");
+    let plain = format!("http://127.0.0.1:{}/healthz", collector.api.port());
+    let (ok, text) = curl(&["--fail", &plain]);
+    assert!(!ok, "collector API served plain HTTP: {text}");
     let client = [
         "--cert",
         &path(d, "collector.pem"),

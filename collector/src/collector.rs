@@ -17,7 +17,7 @@ use crate::config::CollectorConfig;
 use crate::error::CollectorError;
 use crate::forward;
 use crate::kafka::KafkaConfig;
-use crate::listen::{bind, spawn_http};
+use crate::listen::{bind, spawn_https};
 use crate::memory::MemoryLimit;
 use crate::otlp::{Intake, RateLimiter};
 use crate::queue;
@@ -148,7 +148,9 @@ impl CollectorConfig {
         let (admin_addr, admin) = if remote {
             let (listener, addr) = bind("collector HTTP API", self.http_addr).await?;
             let router = admin::router(registry.clone(), Arc::clone(&ready), auth);
-            let task = spawn_http("collector API", listener, router, stop_forwarding.clone());
+            let tls = self.tls.acceptor(&stop_forwarding)?;
+            let stop = stop_forwarding.clone();
+            let task = spawn_https("collector API", listener, router, tls, stop);
             (Some(addr), Some(task))
         } else {
             (None, None)

@@ -10,6 +10,7 @@ use crate::otlp::OtlpConfig;
 use crate::probe::ProbeConfig;
 use crate::self_metrics::SelfMetricsConfig;
 use crate::sink::network::NetworkSinkConfig;
+use crate::tls::ServerTlsConfig;
 
 /// Configuration of one regional collector (`[collector]` in the TOML file).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -20,6 +21,8 @@ pub struct CollectorConfig {
     /// Health and metrics API of a collector that forwards to a remote analyzer (`meridian
     /// collector`); in standalone mode the analyzer's API serves them.
     pub http_addr: SocketAddr,
+    /// TLS on that API (`[collector.tls]`; off by default).
+    pub tls: ServerTlsConfig,
     /// Rows the queue between receivers and sink holds before receivers answer with backpressure.
     pub queue_capacity_rows: usize,
     /// The OTLP receivers.
@@ -42,6 +45,7 @@ impl Default for CollectorConfig {
         Self {
             region: "local".into(),
             http_addr: SocketAddr::from(([0, 0, 0, 0], 4381)),
+            tls: ServerTlsConfig::default(),
             queue_capacity_rows: 262_144,
             otlp: OtlpConfig::default(),
             forward: ForwardConfig::default(),

@@ -67,9 +67,15 @@ impl Meridian {
         assert!(line.starts_with("meridian"), "unexpected banner: {line:?}");
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in reader.lines() {});
-        let api = addr_after(&line, "SQL http://")
-            .or_else(|| addr_after(&line, "health/metrics http://"))
-            .unwrap_or_else(|| panic!("no API address in {line:?}"));
+        let api = [
+            "SQL http://",
+            "SQL https://",
+            "health/metrics http://",
+            "health/metrics https://",
+        ]
+        .iter()
+        .find_map(|before| addr_after(&line, before))
+        .unwrap_or_else(|| panic!("no API address in {line:?}"));
         Meridian {
             child,
             grpc: addr_after(&line, "OTLP gRPC "),

@@ -58,6 +58,15 @@ pub struct ServerTlsConfig {
 const RELOAD_EVERY: Duration = Duration::from_secs(5);
 
 impl ServerTlsConfig {
+    /// `https` when a certificate is configured, else `http`: the scheme clients use.
+    pub fn scheme(&self) -> &'static str {
+        if self.cert_file.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// The acceptor (HTTP/2 and HTTP/1.1 offered by ALPN), or `None` when TLS is off; the
     /// certificate is re-read when its files change, until `stop`.
     pub fn acceptor(&self, stop: &CancellationToken) -> Result<Option<TlsAcceptor>, TlsError> {
