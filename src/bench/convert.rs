@@ -6,11 +6,12 @@ use meridian_collector::convert::traces_to_arrow;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
+use super::figures::Figures;
 use super::payload::gateway_request;
 
 /// Measures decode-only and decode + convert over the same encoded payloads, three rounds each,
 /// interleaved so machine noise hits both alike; prints the best round of each and the ratio.
-pub fn run(batch: usize, requests: usize) -> anyhow::Result<()> {
+pub fn run(batch: usize, requests: usize, figures: &mut Figures) -> anyhow::Result<()> {
     let payloads: Vec<Vec<u8>> = (0..16)
         .map(|i| gateway_request(batch, i).encode_to_vec())
         .collect();
@@ -40,5 +41,8 @@ pub fn run(batch: usize, requests: usize) -> anyhow::Result<()> {
         best_convert / best_decode,
         payloads[0].len()
     );
+    figures.add("decode_spans_per_s", best_decode);
+    figures.add("convert_spans_per_s", best_convert);
+    figures.add("convert_ratio_vs_decode", best_convert / best_decode);
     Ok(())
 }

@@ -6,6 +6,8 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use super::figures::Figures;
+
 use meridian_analyzer::detect::changepoint::Changepoints;
 use meridian_analyzer::detect::robust::RobustDeviation;
 use meridian_analyzer::detect::{DetectConfig, SeriesConfig, SeriesDetector};
@@ -60,7 +62,12 @@ fn resident_bytes() -> u64 {
 
 /// Runs `series` series of `points` points each through both detectors (`config`: the
 /// `[analyzer.detect.series]` settings), one core.
-pub fn run(series: usize, points: usize, config: &SeriesConfig) -> anyhow::Result<()> {
+pub fn run(
+    series: usize,
+    points: usize,
+    config: &SeriesConfig,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
     let total = (series * points) as f64;
     let before = resident_bytes();
     let mut detectors: Vec<SeriesDetector> =
@@ -130,6 +137,22 @@ pub fn run(series: usize, points: usize, config: &SeriesConfig) -> anyhow::Resul
     println!(
         "live changepoint stage (robust z + BOCPD): {changepoint:.0} series-points/s; detector and changepoints together {:.0} series-points/s; {changes} changepoints",
         total / (meridian_secs + changepoint_secs)
+    );
+    figures.add("detector_points_per_s", meridian);
+    figures.add("baseline_points_per_s", baseline);
+    figures.add("detector_ratio_vs_baseline", meridian / baseline);
+    figures.add("changepoint_points_per_s", changepoint);
+    figures.add(
+        "detector_and_changepoint_points_per_s",
+        total / (meridian_secs + changepoint_secs),
+    );
+    figures.add(
+        "resident_kib_per_series",
+        after.saturating_sub(before) as f64 / series as f64 / 1024.0,
+    );
+    figures.add(
+        "state_kib_per_series",
+        state as f64 / series as f64 / 1024.0,
     );
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! End-to-end ingest: concurrent OTLP clients → pipeline → visible in SQL, in-process or through
 //! Kafka; and freshness, the time from export to visible.
 
+use super::figures::Figures;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -281,7 +282,12 @@ pub async fn run(load: &Load<'_>, transport: &Transport) -> anyhow::Result<f64> 
 
 /// Sends `samples` requests one at a time, each under its own service name, and times each from
 /// the export call until SQL sees all its spans; prints p50/p90/p99.
-pub async fn freshness(transport: &Transport, samples: usize, batch: usize) -> anyhow::Result<()> {
+pub async fn freshness(
+    transport: &Transport,
+    samples: usize,
+    batch: usize,
+    figures: &mut Figures,
+) -> anyhow::Result<()> {
     let pipeline = Pipeline::start(transport).await?;
     let grpc = format!("http://{}", pipeline.collector.grpc_addr);
     let mut client = RawTraceClient::connect(grpc).await?;
@@ -319,6 +325,10 @@ pub async fn freshness(transport: &Transport, samples: usize, batch: usize) -> a
         at(0.99).as_secs_f64() * 1e3,
         latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
     );
+    let name = transport.name().replace('-', "_");
+    for (label, q) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99)] {
+        figures.add(format!("{name}_{label}_ms"), at(q).as_secs_f64() * 1e3);
+    }
     pipeline.stop().await?;
     Ok(())
 }

@@ -14,6 +14,7 @@
 
 mod convert;
 mod detect;
+mod figures;
 mod ingest;
 mod payload;
 mod query;
@@ -112,14 +113,40 @@ pub enum Which {
     },
 }
 
-/// Runs the chosen benchmark and prints its figures.
+impl Which {
+    /// The subcommand's name, as the figures line gives it.
+    fn name(&self) -> &'static str {
+        match self {
+            Which::Convert { .. } => "convert",
+            Which::Ingest { .. } => "ingest",
+            Which::Freshness { .. } => "freshness",
+            Which::Wire { .. } => "wire",
+            Which::Detect { .. } => "detect",
+            Which::Query { .. } => "query",
+        }
+    }
+}
+
+/// Runs the chosen benchmark and prints its figures, ending with the one machine-readable line
+/// of them ([`figures::Figures`]).
 pub async fn run(
     args: BenchArgs,
     detect: &meridian_analyzer::detect::SeriesConfig,
 ) -> anyhow::Result<()> {
-    match args.which {
-        Which::Convert { batch, requests } => convert::run(batch, requests),
-        Which::Detect { series, points } => detect::run(series, points, detect),
+    let mut figures = figures::Figures::new(args.which.name());
+    measure(args.which, detect, &mut figures).await?;
+    println!("{}", figures.line());
+    Ok(())
+}
+
+async fn measure(
+    which: Which,
+    detect: &meridian_analyzer::detect::SeriesConfig,
+    figures: &mut figures::Figures,
+) -> anyhow::Result<()> {
+    match which {
+        Which::Convert { batch, requests } => convert::run(batch, requests, figures),
+        Which::Detect { series, points } => detect::run(series, points, detect, figures),
         Which::Ingest {
             spans,
             batch,
@@ -137,6 +164,7 @@ pub async fn run(
                     query_load: 0,
                 };
                 let direct = ingest::run(&load, &ingest::Transport::InProcess).await?;
+                figures.add(format!("{protocol}_in_process_spans_per_s"), direct);
                 if query_load > 0 {
                     let loaded = ingest::Load { query_load, ..load };
                     let under = ingest::run(&loaded, &ingest::Transport::InProcess).await?;
@@ -144,6 +172,8 @@ pub async fn run(
                         "{protocol:>4}: ingest under {query_load} query loops / alone, throughput ratio {:.2}",
                         under / direct
                     );
+                    figures.add(format!("{protocol}_under_queries_spans_per_s"), under);
+                    figures.add(format!("{protocol}_under_queries_ratio"), under / direct);
                 }
                 if let Some(brokers) = &kafka_brokers {
                     let kafka =
@@ -151,6 +181,11 @@ pub async fn run(
                     println!(
                         "{protocol:>4}: kafka / in-process throughput ratio {:.2}",
                         kafka / direct
+                    );
+                    figures.add(format!("{protocol}_kafka_spans_per_s"), kafka);
+                    figures.add(
+                        format!("{protocol}_kafka_ratio_vs_in_process"),
+                        kafka / direct,
                     );
                 }
             }
@@ -161,22 +196,23 @@ pub async fn run(
             batch,
             kafka_brokers,
         } => {
-            ingest::freshness(&ingest::Transport::InProcess, samples, batch).await?;
+            ingest::freshness(&ingest::Transport::InProcess, samples, batch, figures).await?;
             if let Some(brokers) = kafka_brokers {
-                ingest::freshness(&ingest::Transport::Kafka(brokers), samples, batch).await?;
+                let kafka = ingest::Transport::Kafka(brokers);
+                ingest::freshness(&kafka, samples, batch, figures).await?;
             }
             Ok(())
         }
         Which::Wire {
             batches,
             zstd_level,
-        } => wire::run(&batches, zstd_level),
+        } => wire::run(&batches, zstd_level, figures),
         Which::Query {
             spans,
             dir,
             python,
             duckdb_script,
             runs,
-        } => query::run(spans, &dir, (&python, &duckdb_script), runs).await,
+        } => query::run(spans, &dir, (&python, &duckdb_script), runs, figures).await,
     }
 }

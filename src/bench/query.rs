@@ -5,6 +5,7 @@
 //! ingested through the store as in production (flushes, then compaction) and kept in `--dir`
 //! for the next run.
 
+use super::figures::Figures;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -98,6 +99,7 @@ pub async fn run(
     dir: &Path,
     (python, script): (&str, &Path),
     runs: usize,
+    figures: &mut Figures,
 ) -> anyhow::Result<()> {
     let marker = dir.join(format!("dataset-{spans}.done"));
     if !marker.exists() {
@@ -182,9 +184,13 @@ pub async fn run(
             ratio,
             rows
         );
+        let key = super::figures::key(q.name);
+        figures.add(format!("{key}_meridian_ms"), m.as_secs_f64() * 1e3);
+        figures.add(format!("{key}_ratio_vs_duckdb"), ratio);
     }
     let geomean = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
     println!("geometric mean ratio (meridian / duckdb): {geomean:.2}");
+    figures.add("geomean_ratio_vs_duckdb", geomean);
     Ok(())
 }
 

@@ -6,10 +6,11 @@ use meridian_collector::convert::traces_to_arrow;
 use meridian_collector::ipc::encode_bounded;
 use prost::Message;
 
+use super::figures::Figures;
 use super::payload::gateway_request;
 
 /// Prints, per batch size, bytes/span of both encodings and their ratio.
-pub fn run(batches: &[usize], zstd_level: i32) -> anyhow::Result<()> {
+pub fn run(batches: &[usize], zstd_level: i32, figures: &mut Figures) -> anyhow::Result<()> {
     println!("spans/batch  otlp+zstd B/span  arrow-ipc B/span  ratio  (zstd level {zstd_level}, 8 batches each)");
     for &size in batches {
         let (mut otlp, mut arrow, mut spans) = (0usize, 0usize, 0usize);
@@ -33,6 +34,9 @@ pub fn run(batches: &[usize], zstd_level: i32) -> anyhow::Result<()> {
         }
         let (o, a) = (otlp as f64 / spans as f64, arrow as f64 / spans as f64);
         println!("{size:>11}  {o:>16.1}  {a:>16.1}  {:>5.2}", a / o);
+        figures.add(format!("spans_{size}_otlp_zstd_bytes_per_span"), o);
+        figures.add(format!("spans_{size}_arrow_bytes_per_span"), a);
+        figures.add(format!("spans_{size}_ratio_vs_otlp_zstd"), a / o);
         if std::env::var_os("MERIDIAN_WIRE_COLUMNS").is_some() {
             let request = gateway_request(size, 0);
             let converted = traces_to_arrow(&request, "us-east-1")?;
