@@ -105,12 +105,13 @@ async fn ingest(
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .unwrap_or(1 << 20);
+        .unwrap_or(1 << 20)
+        .min(MAX_BODY as u64);
     let reserve = declared.saturating_mul(1 + DECODED_PER_BODY_BYTE);
     let _reservation = match state.memory.reserve("api", reserve) {
         Ok(reservation) => reservation,
         Err(e) => {
-            meridian_collector::listen::discard(body, MAX_BODY).await;
+            meridian_collector::listen::discard(body.into_data_stream(), MAX_BODY).await;
             return unavailable(e.to_string());
         }
     };

@@ -63,12 +63,14 @@ pub fn spawn_https(
     })
 }
 
-/// Reads and drops a refused request's body, chunk by chunk, so the client reads the answer on
+/// Reads and drops a refused request's body (its data stream), chunk by chunk, so the client reads the answer on
 /// a connection that stays open (answering before the body was sent breaks HTTP/1.1 clients
 /// mid-write); stops after `limit` bytes.
-pub async fn discard(body: axum::body::Body, limit: usize) {
+pub async fn discard<E>(
+    mut chunks: impl futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    limit: usize,
+) {
     use futures::StreamExt;
-    let mut chunks = body.into_data_stream();
     let mut read = 0;
     while let Some(Ok(chunk)) = chunks.next().await {
         read += chunk.len();

@@ -9,6 +9,8 @@ use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use bytes::BytesMut;
+use futures::StreamExt;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -129,20 +131,29 @@ async fn export<R: ExportRequest>(
         Encoding::Protobuf => Protocol::HttpProtobuf,
         Encoding::Json => Protocol::HttpJson,
     };
-    // Before the body is read: what it says it is, decoded; raised once its real size is known.
+    // Before the body is read: its first chunk, decoded. The reservation then grows with what
+    // arrives (Content-Length is not trusted: a client declaring gigabytes and sending slowly
+    // must not hold everyone's room).
     let declared = headers
         .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .unwrap_or(UNKNOWN_LENGTH);
-    let reserve = declared.saturating_mul(1 + DECODED_PER_BODY_BYTE);
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let first = declared.unwrap_or(FIRST_CHUNK).min(FIRST_CHUNK);
+    let reserve = first.saturating_mul(1 + DECODED_PER_BODY_BYTE);
     let mut reservation = match state.intake.admit(R::SIGNAL, protocol, reserve) {
         Ok(reservation) => reservation,
         Err(e) => {
-            crate::listen::discard(body, state.max_body).await;
+            crate::listen::discard(body.into_data_stream(), state.max_body).await;
             return error_response(encoding, &e);
         }
     };
-    let received = receive::<R>(&state, &headers, body, encoding, protocol, &mut reservation);
+    let received = receive::<R>(
+        &state,
+        &headers,
+        body,
+        declared,
+        (encoding, protocol),
+        &mut reservation,
+    );
     match received.await {
         Ok(request) => match state.intake.accept(&request, protocol, &sender).await {
             Ok(accepted) => ok_response::<R>(encoding, &accepted),
@@ -161,32 +172,21 @@ async fn export<R: ExportRequest>(
     }
 }
 
-/// What a request without `Content-Length` (chunked) reserves before it is read.
-const UNKNOWN_LENGTH: u64 = 64 << 10;
+/// The body a request reserves room for before any of it is read.
+const FIRST_CHUNK: u64 = 64 << 10;
 
 /// Reads, decompresses and decodes the body, each within `max_body` bytes, raising
-/// `reservation` to the decoded request's estimated size before decoding.
+/// `reservation` as the body arrives and to the decoded request's estimated size before
+/// decoding.
 async fn receive<R: ExportRequest>(
     state: &HttpState,
     headers: &HeaderMap,
     body: Body,
-    encoding: Encoding,
-    protocol: Protocol,
+    declared: Option<u64>,
+    (encoding, protocol): (Encoding, Protocol),
     reservation: &mut Reservation,
 ) -> Result<R, IntakeError> {
-    // Read the body ourselves (not with the `Bytes` extractor) so an oversized body gets the same
-    // google.rpc.Status answer as every other error.
-    let body: Bytes = axum::body::to_bytes(body, state.max_body)
-        .await
-        .map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                IntakeError::TooLarge(format!("request body exceeds {} bytes", state.max_body))
-            } else {
-                IntakeError::Malformed(format!("reading the request body: {e}"))
-            }
-        })?;
+    let body = read_body::<R>(state, body, declared, protocol, reservation).await?;
     let content_encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
@@ -206,6 +206,40 @@ async fn receive<R: ExportRequest>(
             .map_err(|e| IntakeError::Malformed(format!("invalid OTLP protobuf: {e}"))),
         Encoding::Json => R::decode_json(&raw).map_err(|e| IntakeError::Malformed(e.to_string())),
     }
+}
+
+/// Reads the body (ourselves, not with the `Bytes` extractor, so an oversized body gets the same
+/// `google.rpc.Status` answer as every other error), growing `reservation` chunk by chunk; a
+/// refusal mid-way reads and drops the rest, so the client gets the answer.
+async fn read_body<R: ExportRequest>(
+    state: &HttpState,
+    body: Body,
+    declared: Option<u64>,
+    protocol: Protocol,
+    reservation: &mut Reservation,
+) -> Result<Bytes, IntakeError> {
+    let too_large =
+        || IntakeError::TooLarge(format!("request body exceeds {} bytes", state.max_body));
+    if declared.is_some_and(|n| n > state.max_body as u64) {
+        return Err(too_large());
+    }
+    let mut chunks = body.into_data_stream();
+    let mut read = BytesMut::with_capacity(declared.unwrap_or(0).min(1 << 20) as usize);
+    while let Some(chunk) = chunks.next().await {
+        let chunk =
+            chunk.map_err(|e| IntakeError::Malformed(format!("reading the request body: {e}")))?;
+        let len = read.len() + chunk.len();
+        if len > state.max_body {
+            return Err(too_large());
+        }
+        let want = (len as u64).saturating_mul(1 + DECODED_PER_BODY_BYTE);
+        if let Err(e) = state.intake.grow(reservation, R::SIGNAL, protocol, want) {
+            crate::listen::discard(chunks, state.max_body - len).await;
+            return Err(e);
+        }
+        read.extend_from_slice(&chunk);
+    }
+    Ok(read.freeze())
 }
 
 /// The Export response in the request's encoding.
