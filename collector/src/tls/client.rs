@@ -47,7 +47,7 @@ impl HttpClient {
     /// let none = ClientTlsConfig::default();
     /// assert!(HttpClient::for_base("http://analyzer:4380", &none, Duration::from_secs(5)).is_ok());
     /// let refused = HttpClient::for_base("https://analyzer:4380", &none, Duration::from_secs(5));
-    /// assert!(refused.unwrap_err().to_string().contains("ca_file"));
+    /// assert!(refused.err().is_some_and(|e| e.to_string().contains("ca_file")));
     /// ```
     pub fn for_base(
         base: &str,
