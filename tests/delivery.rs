@@ -27,7 +27,7 @@ async fn backpressure_then_delivery_over_the_network_path() {
             "--forward-to",
             &forward,
             "--buffer-max-bytes",
-            "30000",
+            "8000",
             "--region",
             "eu-west-1",
         ],

@@ -234,7 +234,7 @@ async fn d_full_disk_buffer_pushes_back_and_loses_nothing() {
         dir.path(),
         &broker.address,
         &conf,
-        &["--buffer-max-bytes", "200000"],
+        &["--buffer-max-bytes", "12000"],
     );
     let url = collector.grpc_url();
     broker.pause();
@@ -343,11 +343,13 @@ async fn batches_larger_than_a_message_are_split() {
     let conf = config(
         dir.path(),
         "split",
-        "[kafka.producer]\n\"message.max.bytes\" = \"60000\"\n",
+        "[kafka.producer]\n\"message.max.bytes\" = \"20000\"\n",
     );
+    // Spans with sequential ids take ~3 bytes each in wire encoding 2: 5,000 need several
+    // messages of 8 KB.
     let text = std::fs::read_to_string(&conf)
         .unwrap()
-        .replace("[kafka]\n", "[kafka]\nmax_message_bytes = 50000\n");
+        .replace("[kafka]\n", "[kafka]\nmax_message_bytes = 8000\n");
     std::fs::write(&conf, text).unwrap();
     let (analyzer, collector) = start_pair(dir.path(), &brokers, &conf);
     let big = traces("split", (0..5000).map(|n| span("big", n)).collect());
@@ -361,5 +363,55 @@ async fn batches_larger_than_a_message_are_split() {
         .await;
     assert!(messages > 1.0, "one message per part, got {messages}");
     collector.terminate();
+    analyzer.terminate();
+}
+
+/// Scenario: two collectors into one analyzer through Kafka, one sending wire encoding 2 (the
+/// default) and one set to encoding 1 (`--wire-encoding arrow-ipc`, as a collector from before
+/// encoding 2 sends), each from its disk buffer.
+/// Guarantees: the analyzer stores both streams, every span exactly once, in the same table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_wire_encodings_are_consumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let brokers = shared_brokers();
+    let conf = config(dir.path(), "encodings", "");
+    let analyzer = start_analyzer(dir.path(), &brokers, &conf);
+    let new = start_collector(dir.path(), &brokers, &conf, &[]);
+    let conf_arg = conf.to_str().unwrap();
+    let old = Meridian::start(
+        "collector",
+        &dir.path().join("collector-old"),
+        &[
+            "--kafka-brokers",
+            &brokers,
+            "--config",
+            conf_arg,
+            "--region",
+            "us-east-1",
+            "--wire-encoding",
+            "arrow-ipc",
+        ],
+    );
+    for i in 0..5 {
+        export_retrying(
+            &new.grpc_url(),
+            &request("enc-new", i * PER_REQUEST),
+            Duration::from_secs(10),
+        )
+        .await;
+        export_retrying(
+            &old.grpc_url(),
+            &request("enc-old", i * PER_REQUEST),
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+    let n = 5 * PER_REQUEST as i64;
+    assert_exactly_once(&analyzer, "enc-new", n, Duration::from_secs(90)).await;
+    assert_exactly_once(&analyzer, "enc-old", n, Duration::from_secs(90)).await;
+    let regions = "SELECT count(DISTINCT region) AS n FROM spans WHERE service_name LIKE 'enc-%'";
+    assert_eq!(count(analyzer.api, regions).await, 2);
+    new.terminate();
+    old.terminate();
     analyzer.terminate();
 }

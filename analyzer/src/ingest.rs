@@ -1,5 +1,6 @@
-//! Batches arriving from collectors: in-process ([`StoreSink`], standalone mode) or over HTTP as
-//! Arrow IPC (`POST /api/v1/ingest/{signal}`, the network sink's endpoint).
+//! Batches arriving from collectors: in-process ([`StoreSink`], standalone mode) or over HTTP in
+//! a wire encoding named by the Content-Type (`POST /api/v1/ingest/{signal}`, the network
+//! sink's endpoint).
 
 use std::sync::Arc;
 
@@ -14,7 +15,8 @@ use futures::FutureExt;
 use meridian_collector::memory::MemoryLimit;
 use meridian_collector::sink::network::{COLLECTOR_HEADER, SEQUENCE_HEADER};
 use meridian_collector::sink::{Sink, SinkError};
-use meridian_collector::{ipc, Signal, SignalBatch};
+use meridian_collector::wire::{self, Encoding};
+use meridian_collector::{Signal, SignalBatch};
 
 use crate::store::ledger::{BatchKey, Origin};
 use crate::store::{Inserted, Store};
@@ -102,6 +104,16 @@ async fn ingest(
         Ok(s) => s,
         Err(e) => return (StatusCode::NOT_FOUND, e).into_response(),
     };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let encoding = match Encoding::from_content_type(content_type) {
+        Ok(encoding) => encoding,
+        Err(e) => {
+            meridian_collector::listen::discard(body.into_data_stream(), MAX_BODY).await;
+            return (StatusCode::UNSUPPORTED_MEDIA_TYPE, e).into_response();
+        }
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
@@ -122,14 +134,11 @@ async fn ingest(
             return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
         }
     };
-    let batches = match ipc::decode(&body) {
+    let batches = match wire::decode(encoding, &signal.schema(), &body) {
         Ok(b) => b,
         Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("invalid Arrow IPC stream: {e}"),
-            )
-                .into_response()
+            let message = format!("invalid batch (wire encoding {}): {e}", encoding.code());
+            return (StatusCode::BAD_REQUEST, message).into_response();
         }
     };
     // All of a delivery's batches are stored together or not at all, so a retry never

@@ -51,3 +51,59 @@ async fn retried_batches_are_stored_once() {
         "sequences 1, 2, 3 once each"
     );
 }
+
+/// Scenario: deliveries in wire encoding 2 and encoding 1 (named by their Content-Type), one
+/// with no Content-Type (as encoding 1 was sent before there were two), and one with a media
+/// type the analyzer does not read.
+/// Guarantees: the three readable ones are stored; the other is 415, naming what is read, and
+/// stores nothing.
+#[tokio::test]
+async fn deliveries_say_their_encoding_in_the_content_type() {
+    use meridian_collector::wire::{encode, Encoding};
+    let dir = tempfile::tempdir().unwrap();
+    let analyzer = AnalyzerConfig::default()
+        .build(dir.path(), &prometheus::Registry::new())
+        .await
+        .unwrap();
+    let router = analyzer.router();
+    let batch = ipc::decode(&body()).unwrap();
+    let post = |sequence: u64, content_type: Option<&str>, bytes: Vec<u8>| {
+        let mut request = Request::post("/api/v1/ingest/traces")
+            .header(COLLECTOR_HEADER, "c2")
+            .header(SEQUENCE_HEADER, sequence);
+        if let Some(t) = content_type {
+            request = request.header("content-type", t);
+        }
+        request.body(Body::from(bytes)).unwrap()
+    };
+    let columnar = encode(Encoding::Columnar, &batch).unwrap();
+    for (sequence, content_type, bytes, status) in [
+        (
+            1,
+            Some(Encoding::Columnar.content_type()),
+            columnar.clone(),
+            204,
+        ),
+        (2, Some(Encoding::ArrowIpc.content_type()), body(), 204),
+        (3, None, body(), 204),
+        (4, Some("application/x-protobuf"), columnar, 415),
+    ] {
+        let response = router
+            .clone()
+            .oneshot(post(sequence, content_type, bytes))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "delivery {sequence}");
+        if status == 415 {
+            let text = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let text = String::from_utf8_lossy(&text);
+            assert!(text.contains(Encoding::Columnar.content_type()), "{text}");
+        }
+    }
+    assert_eq!(
+        common::count(&analyzer.engine(), "SELECT count(*) FROM spans").await,
+        9
+    );
+}

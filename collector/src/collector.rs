@@ -123,8 +123,12 @@ impl CollectorConfig {
         let ready = self.ready_check(&metrics, disk.is_some());
         let (spool, forwarder) = match disk {
             Some(buffer) => {
-                let spool =
-                    tokio::spawn(spool::run(Arc::clone(&buffer), rx, sink.max_batch_bytes()));
+                let spool = tokio::spawn(spool::run(
+                    Arc::clone(&buffer),
+                    rx,
+                    sink.max_batch_bytes(),
+                    self.wire_encoding,
+                ));
                 let drain = tokio::spawn(forward::disk::run(
                     self.forward.clone(),
                     buffer,
@@ -191,11 +195,11 @@ impl CollectorConfig {
                     // The broker may be down now; the disk buffer holds the data until it is back.
                     tracing::warn!(error = %e, "could not make sure the Kafka topics exist");
                 }
-                let sink = KafkaSink::new(kafka, &self.region)?;
+                let sink = KafkaSink::new(kafka, &self.region, self.wire_encoding)?;
                 (Arc::new(sink), format!("kafka {}", kafka.brokers))
             }
             Destination::Remote(_) => {
-                let sink = self.network.build()?;
+                let sink = self.network.build(self.wire_encoding)?;
                 (Arc::new(sink), self.network.url.clone())
             }
         })

@@ -11,6 +11,7 @@ use crate::probe::ProbeConfig;
 use crate::self_metrics::SelfMetricsConfig;
 use crate::sink::network::NetworkSinkConfig;
 use crate::tls::ServerTlsConfig;
+use crate::wire::Encoding;
 
 /// Configuration of one regional collector (`[collector]` in the TOML file).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -38,6 +39,10 @@ pub struct CollectorConfig {
     pub probes: Vec<ProbeConfig>,
     /// How often the collector reports its own metrics to the center (`[collector.self_metrics]`).
     pub self_metrics: SelfMetricsConfig,
+    /// How batches are encoded for Kafka, the network sink and the disk buffer: `columnar`
+    /// (encoding 2, ~5× smaller) or `arrow-ipc` (encoding 1, for an analyzer from before
+    /// encoding 2; upgrade the analyzer first, then the collectors).
+    pub wire_encoding: Encoding,
 }
 
 impl Default for CollectorConfig {
@@ -53,6 +58,7 @@ impl Default for CollectorConfig {
             network: NetworkSinkConfig::default(),
             probes: Vec::new(),
             self_metrics: SelfMetricsConfig::default(),
+            wire_encoding: Encoding::default(),
         }
     }
 }

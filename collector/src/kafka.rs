@@ -1,8 +1,8 @@
 //! The Kafka contract shared by the collector (producer) and the analyzer (consumer): settings,
 //! topic names and the headers every Meridian message carries.
 //!
-//! A message is one Arrow IPC stream (zstd-compressed buffers) of one signal in the shared
-//! schema. Its key is the collector id, so all batches of one collector go to one partition in
+//! A message is one batch of one signal in the shared schema, in a wire encoding
+//! ([`crate::wire`]) named by its `meridian.encoding` header (absent: encoding 1). Its key is the collector id, so all batches of one collector go to one partition in
 //! the order they were produced; the analyzer recognises a repeat by (collector, sequence, part).
 
 use std::collections::BTreeMap;

@@ -30,6 +30,7 @@ pub mod sink;
 pub mod task;
 pub mod telemetry;
 pub mod tls;
+pub mod wire;
 
 #[cfg(test)]
 mod testing;

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
+use crate::wire::{Encoded, Encoding};
+
 /// What a collector forwards: the three OTLP signals and its own health-probe results, each
 /// stored in a table of its own name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -100,9 +102,9 @@ pub struct SignalBatch {
     pub batches: Vec<RecordBatch>,
     /// Set by the forwarder on batches it delivers.
     pub id: Option<BatchId>,
-    /// The batches already encoded as an Arrow IPC stream (from the disk buffer), so network
-    /// sinks need not encode them again.
-    pub encoded: Option<bytes::Bytes>,
+    /// The batches already encoded (read from the disk buffer), so network sinks need not
+    /// encode them again.
+    pub encoded: Option<Encoded>,
 }
 
 impl SignalBatch {
@@ -121,19 +123,23 @@ impl SignalBatch {
         }
     }
 
-    /// The same batch, with its IPC encoding attached.
-    pub fn with_encoded(self, encoded: bytes::Bytes) -> Self {
+    /// The same batch, with its encoding attached.
+    pub fn with_encoded(self, encoded: Encoded) -> Self {
         Self {
             encoded: Some(encoded),
             ..self
         }
     }
 
-    /// The batches as one Arrow IPC stream (zstd buffers): the attached encoding, or a new one.
-    pub fn ipc(&self) -> Result<bytes::Bytes, arrow::error::ArrowError> {
+    /// The batches as one message: the attached encoding (whichever it is), or a new one in
+    /// `encoding`.
+    pub fn encoded(&self, encoding: Encoding) -> Result<Encoded, arrow::error::ArrowError> {
         match &self.encoded {
-            Some(bytes) => Ok(bytes.clone()),
-            None => crate::ipc::encode(&self.batches).map(bytes::Bytes::from),
+            Some(encoded) => Ok(encoded.clone()),
+            None => Ok(Encoded {
+                encoding,
+                bytes: crate::wire::encode(encoding, &self.batches)?.into(),
+            }),
         }
     }
 

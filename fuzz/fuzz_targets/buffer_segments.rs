@@ -25,7 +25,8 @@ fuzz_target!(|data: &[u8]| {
     let mut reader = log.reader(log.first_index());
     while let Ok(Some((_, payload))) = reader.next(log.next_index()) {
         if let Some(record) = BufferedRecord::decode(payload) {
-            let _ = meridian_collector::ipc::decode(&record.ipc);
+            let schema = record.signal.schema();
+            let _ = meridian_collector::wire::decode(record.encoding, &schema, &record.payload);
         }
     }
     let _ = log.append(b"after recovery");

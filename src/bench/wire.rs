@@ -1,65 +1,94 @@
-//! Bytes per span on the wire: the Arrow IPC message a collector produces to Kafka, against the
-//! same spans as an OTLP protobuf request compressed with zstd (the baseline OTel-Arrow compares
-//! with; it reports 30% fewer bytes for traces).
+//! Bytes per item on the wire: the messages a collector produces to Kafka (and writes to its disk
+//! buffer), in both wire encodings, against the same items as an OTLP protobuf request compressed
+//! with zstd (the baseline OTel-Arrow compares with; it reports 30% fewer bytes for traces).
 
-use meridian_collector::convert::traces_to_arrow;
-use meridian_collector::ipc::encode_bounded;
-use prost::Message;
+use arrow::array::RecordBatch;
+use meridian_collector::otlp::ExportRequest;
+use meridian_collector::wire::{encode_bounded, Encoding};
 
 use super::figures::Figures;
-use super::payload::gateway_request;
+use super::payload::{gateway_logs, gateway_metrics, gateway_request};
 
-/// Prints, per batch size, bytes/span of both encodings and their ratio.
+/// Batches measured per size; the figures are their totals.
+const SEEDS: u64 = 8;
+
+/// Prints, per signal and batch size, bytes/item of OTLP+zstd and of both encodings.
 pub fn run(batches: &[usize], zstd_level: i32, figures: &mut Figures) -> anyhow::Result<()> {
-    println!("spans/batch  otlp+zstd B/span  arrow-ipc B/span  ratio  (zstd level {zstd_level}, 8 batches each)");
+    println!("signal   items/batch  otlp+zstd B/item  encoding 1 B/item  encoding 2 B/item  2 vs otlp  (zstd level {zstd_level}, {SEEDS} batches each)");
     for &size in batches {
-        let (mut otlp, mut arrow, mut spans) = (0usize, 0usize, 0usize);
-        let (mut plain, mut whole) = (0usize, 0usize);
-        for seed in 0..8 {
-            let request = gateway_request(size, seed);
-            let proto = request.encode_to_vec();
-            otlp += zstd::bulk::compress(&proto, zstd_level)?.len();
-            let converted = traces_to_arrow(&request, "us-east-1")?;
-            // Exactly what the Kafka sink sends (no message limit here).
-            arrow += encode_bounded(&converted.batch, usize::MAX)?
-                .iter()
-                .map(|(_, bytes)| bytes.len())
-                .sum::<usize>();
-            spans += size;
-            let raw = meridian_collector::ipc::encode_uncompressed(std::slice::from_ref(
-                &converted.batch,
-            ))?;
-            plain += raw.len();
-            whole += zstd::bulk::compress(&raw, zstd_level)?.len();
-        }
-        let (o, a) = (otlp as f64 / spans as f64, arrow as f64 / spans as f64);
-        println!("{size:>11}  {o:>16.1}  {a:>16.1}  {:>5.2}", a / o);
-        figures.add(format!("spans_{size}_otlp_zstd_bytes_per_span"), o);
-        figures.add(format!("spans_{size}_arrow_bytes_per_span"), a);
-        figures.add(format!("spans_{size}_ratio_vs_otlp_zstd"), a / o);
-        if std::env::var_os("MERIDIAN_WIRE_COLUMNS").is_some() {
-            let request = gateway_request(size, 0);
-            let converted = traces_to_arrow(&request, "us-east-1")?;
-            let b = &converted.batch;
-            for (i, field) in b.schema().fields().iter().enumerate() {
-                let one = arrow::array::RecordBatch::try_new(
-                    std::sync::Arc::new(arrow::datatypes::Schema::new(vec![field.clone()])),
-                    vec![b.column(i).clone()],
-                )?;
-                let raw = meridian_collector::ipc::encode_uncompressed(&[one])?;
-                let z = zstd::bulk::compress(&raw, zstd_level)?.len();
-                println!(
-                    "      {:<28} {:>8.1} B/span",
-                    field.name(),
-                    z as f64 / size as f64
-                );
-            }
-        }
+        signal("spans", size, zstd_level, figures, |seed| {
+            gateway_request(size, seed)
+        })?;
+        signal("points", size, zstd_level, figures, |seed| {
+            gateway_metrics(size, seed)
+        })?;
+        signal("logs", size, zstd_level, figures, |seed| {
+            gateway_logs(size, seed)
+        })?;
+    }
+    Ok(())
+}
+
+/// Measures one signal at one batch size; `items` names the figures (`spans_1000_…`).
+fn signal<R: ExportRequest>(
+    items: &str,
+    size: usize,
+    zstd_level: i32,
+    figures: &mut Figures,
+    request: impl Fn(u64) -> R,
+) -> anyhow::Result<()> {
+    let (mut otlp, mut ipc, mut columnar, mut count) = (0usize, 0usize, 0usize, 0usize);
+    for seed in 0..SEEDS {
+        let request = request(seed);
+        otlp += zstd::bulk::compress(&request.encode_to_vec(), zstd_level)?.len();
+        let converted = request.to_arrow("us-east-1")?;
+        count += converted.batch.num_rows();
+        // Exactly what the Kafka sink sends (no message limit here).
+        ipc += bytes(Encoding::ArrowIpc, &converted.batch)?;
+        columnar += bytes(Encoding::Columnar, &converted.batch)?;
+    }
+    let per = |n: usize| n as f64 / count.max(1) as f64;
+    let (o, a, c) = (per(otlp), per(ipc), per(columnar));
+    println!(
+        "{items:<8} {size:>11}  {o:>16.1}  {a:>17.1}  {c:>17.1}  {:>9.3}",
+        c / o
+    );
+    figures.add(format!("{items}_{size}_otlp_zstd_bytes_per_item"), o);
+    figures.add(format!("{items}_{size}_encoding1_bytes_per_item"), a);
+    figures.add(format!("{items}_{size}_encoding2_bytes_per_item"), c);
+    figures.add(
+        format!("{items}_{size}_encoding1_ratio_vs_otlp_zstd"),
+        a / o,
+    );
+    figures.add(format!("{items}_{size}_ratio_vs_otlp_zstd"), c / o);
+    if std::env::var_os("MERIDIAN_WIRE_COLUMNS").is_some() {
+        columns(&request(0).to_arrow("us-east-1")?.batch, zstd_level)?;
+    }
+    Ok(())
+}
+
+fn bytes(encoding: Encoding, batch: &RecordBatch) -> anyhow::Result<usize> {
+    Ok(encode_bounded(encoding, batch, usize::MAX)?
+        .iter()
+        .map(|(_, bytes)| bytes.len())
+        .sum())
+}
+
+/// Per wire column of encoding 2, its bytes per row compressed alone (a column with one value
+/// does not travel at all; its figure here is the cost of an IPC column).
+fn columns(batch: &RecordBatch, zstd_level: i32) -> anyhow::Result<()> {
+    for (field, column) in meridian_collector::wire::columns::to_wire(batch)? {
+        let one = RecordBatch::try_new(
+            std::sync::Arc::new(arrow::datatypes::Schema::new(vec![field.clone()])),
+            vec![column],
+        )?;
+        let raw = meridian_collector::ipc::encode_uncompressed(&[one])?;
+        let z = zstd::bulk::compress(&raw, zstd_level)?.len();
         println!(
-            "   uncompressed ipc {:.1} B/span, ipc + whole zstd {:.1} B/span ratio {:.2}",
-            plain as f64 / spans as f64,
-            whole as f64 / spans as f64,
-            whole as f64 / otlp as f64
+            "      {:<40} {:>8.2} B/row ({:?})",
+            field.name(),
+            z as f64 / batch.num_rows().max(1) as f64,
+            field.data_type()
         );
     }
     Ok(())

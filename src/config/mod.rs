@@ -71,6 +71,11 @@ pub struct Overrides {
     /// Rows the collector queue holds before answering with backpressure.
     #[arg(long, env = "MERIDIAN_QUEUE_CAPACITY_ROWS", global = true)]
     pub queue_capacity_rows: Option<usize>,
+    /// How the collector encodes batches for Kafka, a remote analyzer and its disk buffer:
+    /// columnar (encoding 2) or arrow-ipc (encoding 1, for analyzers from before 2)
+    /// [default: columnar].
+    #[arg(long, env = "MERIDIAN_WIRE_ENCODING", global = true)]
+    pub wire_encoding: Option<meridian_collector::wire::Encoding>,
     /// Kafka bootstrap servers, HOST:PORT[,...]: collector and analyzer then go through Kafka.
     #[arg(long, env = "MERIDIAN_KAFKA_BROKERS", global = true)]
     pub kafka_brokers: Option<String>,
@@ -109,6 +114,9 @@ impl MeridianConfig {
         }
         if let Some(q) = overrides.queue_capacity_rows {
             config.collector.queue_capacity_rows = q;
+        }
+        if let Some(e) = overrides.wire_encoding {
+            config.collector.wire_encoding = e;
         }
         if let Some(b) = &overrides.kafka_brokers {
             config.kafka.brokers = b.clone();

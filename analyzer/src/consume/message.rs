@@ -1,4 +1,4 @@
-//! One Kafka message as a batch for the store: Meridian's format (Arrow IPC plus identity
+//! One Kafka message as a batch for the store: Meridian's format (a wire encoding plus identity
 //! headers) or the OpenTelemetry Collector exporter's `otlp_proto` (an Export request).
 
 use meridian_collector::kafka::{
@@ -6,7 +6,8 @@ use meridian_collector::kafka::{
 };
 use meridian_collector::otlp::ExportRequest;
 use meridian_collector::schema::SCHEMA_VERSION;
-use meridian_collector::{ipc, Signal, SignalBatch};
+use meridian_collector::wire::{self, Encoding, KAFKA_HEADER};
+use meridian_collector::{Signal, SignalBatch};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -77,7 +78,8 @@ pub fn decode(config: &KafkaConfig, message: &BorrowedMessage<'_>) -> Decoded {
             kafka: Some(position),
             batch,
         };
-        return meridian(signal, payload, header(HEADER_SCHEMA_VERSION), origin);
+        let version = header(HEADER_SCHEMA_VERSION);
+        return meridian(signal, payload, version, header(KAFKA_HEADER), origin);
     }
     if let Some(signal) = signal_of(config, message.topic()) {
         let origin = Origin {
@@ -128,7 +130,13 @@ fn parse_key(
     })
 }
 
-fn meridian(signal: Signal, payload: &[u8], version: Option<String>, origin: Origin) -> Decoded {
+fn meridian(
+    signal: Signal,
+    payload: &[u8],
+    version: Option<String>,
+    encoding: Option<String>,
+    origin: Origin,
+) -> Decoded {
     let invalid = |reason: String| Decoded::Invalid {
         signal,
         origin: origin.clone(),
@@ -139,13 +147,20 @@ fn meridian(signal: Signal, payload: &[u8], version: Option<String>, origin: Ori
             "schema version {version:?}, this analyzer reads {SCHEMA_VERSION}"
         ));
     }
-    match ipc::decode(payload) {
+    let encoding = match Encoding::from_header(encoding.as_deref()) {
+        Ok(encoding) => encoding,
+        Err(e) => return invalid(e),
+    };
+    match wire::decode(encoding, &signal.schema(), payload) {
         Ok(batches) => Decoded::Batch {
             batch: SignalBatch::from_batches(signal, batches),
             origin,
             signal,
         },
-        Err(e) => invalid(format!("invalid Arrow IPC stream: {e}")),
+        Err(e) => invalid(format!(
+            "invalid message (wire encoding {}): {e}",
+            encoding.code()
+        )),
     }
 }
 

@@ -1,12 +1,13 @@
-//! One record of the disk buffer: a batch of one signal, encoded as an Arrow IPC stream, with
-//! the identity it is delivered under.
+//! One record of the disk buffer: a batch of one signal in a wire encoding, with the identity
+//! it is delivered under.
 //!
-//! Layout: `[format: u8 = 1][signal: u8][sequence: u64 LE][rows: u32 LE][created unix ms: i64 LE]`
-//! followed by the Arrow IPC stream (zstd-compressed buffers), exactly what a sink sends.
+//! Layout: `[format: u8][signal: u8][sequence: u64 LE][rows: u32 LE][created unix ms: i64 LE]`
+//! followed by the message, exactly what a sink sends. The format byte is the message's wire
+//! encoding ([`Encoding::code`]): records of format 1, written before encoding 2, still read.
 
 use crate::signal::Signal;
+use crate::wire::Encoding;
 
-const FORMAT: u8 = 1;
 const HEADER: usize = 1 + 1 + 8 + 4 + 8;
 
 /// A buffered batch, still encoded.
@@ -20,8 +21,10 @@ pub struct BufferedRecord {
     pub rows: u32,
     /// When the record was written (unix ms), for the buffer's age.
     pub created_ms: i64,
-    /// Arrow IPC stream of the rows.
-    pub ipc: Vec<u8>,
+    /// The encoding of `payload`.
+    pub encoding: Encoding,
+    /// The rows, encoded.
+    pub payload: Vec<u8>,
 }
 
 fn signal_code(signal: Signal) -> u8 {
@@ -36,21 +39,22 @@ fn signal_code(signal: Signal) -> u8 {
 impl BufferedRecord {
     /// Serializes the record.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER + self.ipc.len());
-        out.push(FORMAT);
+        let mut out = Vec::with_capacity(HEADER + self.payload.len());
+        out.push(self.encoding.code());
         out.push(signal_code(self.signal));
         out.extend_from_slice(&self.sequence.to_le_bytes());
         out.extend_from_slice(&self.rows.to_le_bytes());
         out.extend_from_slice(&self.created_ms.to_le_bytes());
-        out.extend_from_slice(&self.ipc);
+        out.extend_from_slice(&self.payload);
         out
     }
 
     /// Parses a record; `None` if it is not one (an unknown format version).
     pub fn decode(mut bytes: Vec<u8>) -> Option<Self> {
-        if bytes.len() < HEADER || bytes[0] != FORMAT {
+        if bytes.len() < HEADER {
             return None;
         }
+        let encoding = Encoding::from_code(bytes[0])?;
         let signal = match bytes[1] {
             1 => Signal::Traces,
             2 => Signal::Metrics,
@@ -61,13 +65,14 @@ impl BufferedRecord {
         let sequence = u64::from_le_bytes(bytes[2..10].try_into().ok()?);
         let rows = u32::from_le_bytes(bytes[10..14].try_into().ok()?);
         let created_ms = i64::from_le_bytes(bytes[14..22].try_into().ok()?);
-        let ipc = bytes.split_off(HEADER);
+        let payload = bytes.split_off(HEADER);
         Some(Self {
             signal,
             sequence,
             rows,
             created_ms,
-            ipc,
+            encoding,
+            payload,
         })
     }
 }
@@ -85,9 +90,17 @@ mod tests {
             sequence: 42,
             rows: 7,
             created_ms: 1_700_000_000_000,
-            ipc: vec![1, 2, 3],
+            encoding: Encoding::Columnar,
+            payload: vec![1, 2, 3],
         };
-        assert_eq!(BufferedRecord::decode(r.encode()), Some(r));
+        assert_eq!(BufferedRecord::decode(r.encode()), Some(r.clone()));
+        // A record of format 1, as buffers written before encoding 2 hold.
+        let old = BufferedRecord {
+            encoding: Encoding::ArrowIpc,
+            ..r
+        };
+        assert_eq!(old.encode()[0], 1);
+        assert_eq!(BufferedRecord::decode(old.encode()), Some(old));
         assert_eq!(BufferedRecord::decode(vec![9; 30]), None);
     }
 }

@@ -15,19 +15,20 @@ use tokio::sync::mpsc;
 
 use super::record::BufferedRecord;
 use super::{DiskBuffer, FsyncPolicy};
-use crate::ipc;
 use crate::queue::{AckError, Queued};
 use crate::signal::Signal;
+use crate::wire::{self, Encoding};
 
 /// Most rows written as one group.
 const GROUP_MAX_ROWS: usize = 65_536;
 
 /// Runs the writer until the queue closes. `max_record_bytes` bounds one record (a sink's
-/// message size limit).
+/// message size limit); records are written in `encoding`, what the sink sends.
 pub async fn run(
     buffer: Arc<DiskBuffer>,
     mut rx: mpsc::UnboundedReceiver<Queued>,
     max_record_bytes: usize,
+    encoding: Encoding,
 ) {
     let mut last_sync = Instant::now();
     let mut unsynced = false;
@@ -63,7 +64,7 @@ pub async fn run(
             FsyncPolicy::Interval => last_sync.elapsed() >= interval,
             FsyncPolicy::Never => false,
         };
-        let outcome = write_group(&buffer, &group, max_record_bytes, sync_now).await;
+        let outcome = write_group(&buffer, &group, max_record_bytes, encoding, sync_now).await;
         if outcome.is_ok() {
             if sync_now {
                 last_sync = Instant::now();
@@ -101,6 +102,7 @@ async fn write_group(
     buffer: &Arc<DiskBuffer>,
     group: &[Queued],
     max_record_bytes: usize,
+    encoding: Encoding,
     sync_now: bool,
 ) -> Result<(), AckError> {
     let mut by_signal: BTreeMap<Signal, Vec<RecordBatch>> = BTreeMap::new();
@@ -117,10 +119,10 @@ async fn write_group(
         for (signal, batches) in by_signal {
             let batch = concat_batches(&signal.schema(), &batches)
                 .map_err(|e| AckError::Write(e.to_string()))?;
-            for (rows, ipc) in ipc::encode_bounded(&batch, max_record_bytes)
+            for (rows, payload) in wire::encode_bounded(encoding, &batch, max_record_bytes)
                 .map_err(|e| AckError::Write(e.to_string()))?
             {
-                encoded.push((signal, rows, ipc));
+                encoded.push((signal, rows, payload));
             }
         }
         let bytes: u64 = encoded.iter().map(|(_, _, b)| b.len() as u64).sum();
@@ -131,7 +133,7 @@ async fn write_group(
             return Err(AckError::Full(buffer.config.max_bytes));
         }
         let mut state = buffer.lock_state();
-        for (signal, rows, ipc) in encoded {
+        for (signal, rows, payload) in encoded {
             let sequence = state
                 .sequences
                 .entry(signal.as_str().to_owned())
@@ -142,7 +144,8 @@ async fn write_group(
                 sequence: *sequence,
                 rows: u32::try_from(rows).unwrap_or(u32::MAX),
                 created_ms,
-                ipc,
+                encoding,
+                payload,
             };
             log.append(&record.encode())
                 .map_err(|e| AckError::Write(e.to_string()))?;
@@ -194,7 +197,7 @@ mod tests {
             .map(|i| tx.try_send_durable(span_batch(10, i * 100)).unwrap())
             .collect();
         drop(tx);
-        run(Arc::clone(&buffer), rx, usize::MAX).await;
+        run(Arc::clone(&buffer), rx, usize::MAX, Encoding::Columnar).await;
         for ack in acks {
             ack.await.unwrap().unwrap();
         }
@@ -214,7 +217,7 @@ mod tests {
         let (tx, rx) = queue::bounded(100_000, m.clone());
         let ack = tx.try_send_durable(span_batch(4_000, 0)).unwrap();
         drop(tx);
-        run(Arc::clone(&buffer), rx, 64 << 10).await;
+        run(Arc::clone(&buffer), rx, 4 << 10, Encoding::Columnar).await;
         ack.await.unwrap().unwrap();
         assert!(
             buffer.written() > 1,
@@ -227,20 +230,20 @@ mod tests {
             let (r, next) = DiskBuffer::read_next(reader, buffer.written()).await;
             reader = r;
             let (_, record) = next.unwrap().unwrap();
-            assert!(record.ipc.len() <= 64 << 10);
+            assert!(record.payload.len() <= 4 << 10);
             rows += record.rows;
         }
         assert_eq!(rows, 4_000);
     }
 
-    /// Scenario: a buffer of 64 KiB is offered more than it holds.
+    /// Scenario: a buffer of 4 KiB is offered more than it holds.
     /// Guarantees: the receiver is told the buffer is full (retryable) and nothing is written.
     #[tokio::test]
     async fn a_full_buffer_refuses_with_a_retryable_error() {
         let dir = tempfile::tempdir().unwrap();
         let m = metrics();
         let config = BufferConfig {
-            max_bytes: 64 << 10,
+            max_bytes: 4 << 10,
             fsync_interval: Duration::from_millis(10),
             ..BufferConfig::default()
         };
@@ -248,9 +251,9 @@ mod tests {
         let (tx, rx) = queue::bounded(100_000, m.clone());
         let ack = tx.try_send_durable(span_batch(4_000, 0)).unwrap();
         drop(tx);
-        run(Arc::clone(&buffer), rx, usize::MAX).await;
+        run(Arc::clone(&buffer), rx, usize::MAX, Encoding::Columnar).await;
         let refused = ack.await.unwrap().unwrap_err();
-        assert!(matches!(refused, AckError::Full(bytes) if bytes == 64 << 10));
+        assert!(matches!(refused, AckError::Full(bytes) if bytes == 4 << 10));
         assert_eq!(buffer.written(), 0);
     }
 }

@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 use super::{Attempt, ForwardConfig, Outcome};
 use crate::buffer::record::BufferedRecord;
 use crate::buffer::DiskBuffer;
-use crate::ipc;
 use crate::signal::{BatchId, Signal, SignalBatch};
 use crate::sink::Sink;
 use crate::telemetry::CollectorMetrics;
+use crate::wire::{self, Encoded};
 
 /// How often the delivery position is saved.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -148,11 +148,11 @@ pub async fn run(
 }
 
 /// The record as a batch for the sink, with its encoded form attached; decoded only for sinks
-/// that need the batches (those sending the stream as it is skip the work). `None` (logged) if
-/// its Arrow stream cannot be read.
+/// that need the batches (those sending the message as it is skip the work). `None` (logged)
+/// if it cannot be read.
 fn for_sink(record: BufferedRecord, collector: &Arc<str>, decode: bool) -> Option<SignalBatch> {
     let batches = if decode {
-        match ipc::decode(&record.ipc) {
+        match wire::decode(record.encoding, &record.signal.schema(), &record.payload) {
             Ok(batches) => batches,
             Err(e) => {
                 tracing::error!(error = %e, sequence = record.sequence, "a buffered record is unreadable; skipping it");
@@ -168,6 +168,9 @@ fn for_sink(record: BufferedRecord, collector: &Arc<str>, decode: bool) -> Optio
                 collector: Arc::clone(collector),
                 sequence: record.sequence,
             })
-            .with_encoded(record.ipc.into()),
+            .with_encoded(Encoded {
+                encoding: record.encoding,
+                bytes: record.payload.into(),
+            }),
     )
 }

@@ -150,6 +150,7 @@ async fn the_disk_drain_delivers_in_order_after_failures() {
         Arc::clone(&buffer),
         rx,
         usize::MAX,
+        crate::wire::Encoding::Columnar,
     ));
     let sink = CaptureSink::scripted([Reply::Unavailable, Reply::Unavailable]);
     let shutdown = CancellationToken::new();

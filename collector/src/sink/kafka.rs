@@ -12,13 +12,13 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
 use super::{BuildSinkError, Sink, SinkError};
-use crate::ipc;
 use crate::kafka::{
     KafkaConfig, HEADER_COLLECTOR, HEADER_PART, HEADER_REGION, HEADER_SCHEMA_VERSION,
     HEADER_SEQUENCE,
 };
 use crate::schema::SCHEMA_VERSION;
 use crate::signal::SignalBatch;
+use crate::wire::{self, Encoded, Encoding, KAFKA_HEADER};
 
 /// Room left in a message for headers and framing.
 const MESSAGE_OVERHEAD: usize = 4096;
@@ -28,11 +28,17 @@ pub struct KafkaSink {
     producer: FutureProducer,
     config: KafkaConfig,
     region: Arc<str>,
+    encoding: Encoding,
 }
 
 impl KafkaSink {
-    /// Creates the producer (it connects lazily); `region` goes in every message's headers.
-    pub fn new(config: &KafkaConfig, region: &str) -> Result<Self, BuildSinkError> {
+    /// Creates the producer (it connects lazily); `region` goes in every message's headers,
+    /// batches not yet encoded are encoded in `encoding`.
+    pub fn new(
+        config: &KafkaConfig,
+        region: &str,
+        encoding: Encoding,
+    ) -> Result<Self, BuildSinkError> {
         let defaults = [
             ("acks", "all".to_owned()),
             ("enable.idempotence", "true".to_owned()),
@@ -54,12 +60,15 @@ impl KafkaSink {
             producer,
             config: config.clone(),
             region: region.into(),
+            encoding,
         })
     }
 
     async fn produce(&self, batch: SignalBatch) -> Result<(), SinkError> {
         let topic = self.config.topics.of(batch.signal);
-        let parts = message_parts(&batch, self.config.max_message_bytes)?;
+        let (encoding, parts) =
+            message_parts(&batch, self.encoding, self.config.max_message_bytes)?;
+        let encoding = encoding.code().to_string();
         let (collector, sequence) = batch
             .id
             .as_ref()
@@ -92,6 +101,10 @@ impl KafkaSink {
                     .insert(Header {
                         key: HEADER_PART,
                         value: Some(&part),
+                    })
+                    .insert(Header {
+                        key: KAFKA_HEADER,
+                        value: Some(&encoding),
                     });
                 let record = FutureRecord::to(topic)
                     .key(collector.as_str())
@@ -109,28 +122,36 @@ impl KafkaSink {
     }
 }
 
-/// The payloads of the messages a batch is produced as: its IPC stream when it fits in `limit`
-/// bytes, else the rows split by halving into streams that each fit (a single larger row goes
-/// alone). Only batches that bypassed the disk buffer's splitting are ever split here.
-fn message_parts(batch: &SignalBatch, limit: usize) -> Result<Vec<bytes::Bytes>, SinkError> {
-    let whole = batch
-        .ipc()
-        .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?;
-    if whole.len() <= limit {
-        return Ok(vec![whole]);
+/// The payloads of the messages a batch is produced as, and their encoding: its message when
+/// it fits in `limit` bytes, else the rows split by halving into messages that each fit (a
+/// single larger row goes alone). Only batches that bypassed the disk buffer's splitting are
+/// ever split here.
+fn message_parts(
+    batch: &SignalBatch,
+    encoding: Encoding,
+    limit: usize,
+) -> Result<(Encoding, Vec<bytes::Bytes>), SinkError> {
+    let Encoded { encoding, bytes } = batch
+        .encoded(encoding)
+        .map_err(|e| SinkError::Refused(format!("encoding the batch: {e}")))?;
+    if bytes.len() <= limit {
+        return Ok((encoding, vec![bytes]));
     }
+    let schema = batch.signal.schema();
     let batches = if batch.batches.is_empty() {
-        ipc::decode(&whole).map_err(|e| SinkError::Refused(format!("decoding Arrow IPC: {e}")))?
+        wire::decode(encoding, &schema, &bytes)
+            .map_err(|e| SinkError::Refused(format!("decoding the batch: {e}")))?
     } else {
         batch.batches.clone()
     };
-    let rows = arrow::compute::concat_batches(&batch.signal.schema(), &batches)
+    let rows = arrow::compute::concat_batches(&schema, &batches)
         .map_err(|e| SinkError::Refused(format!("joining batches: {e}")))?;
-    Ok(ipc::encode_bounded(&rows, limit)
-        .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?
+    let parts = wire::encode_bounded(encoding, &rows, limit)
+        .map_err(|e| SinkError::Refused(format!("encoding the batch: {e}")))?
         .into_iter()
         .map(|(_, b)| b.into())
-        .collect())
+        .collect();
+    Ok((encoding, parts))
 }
 
 /// Every produce error is retried from the buffer: none of them makes the batch invalid, and a
@@ -170,31 +191,52 @@ mod tests {
     use super::*;
     use crate::testing::span_batch;
 
-    /// Scenario: a batch of 2,000 spans against a 64 KiB message limit, decoded or only encoded.
-    /// Guarantees: every part fits the limit, and the parts hold all the rows in order.
+    /// Scenario: a batch of 8,000 spans against a 16 KiB message limit, decoded or only
+    /// encoded, in either encoding.
+    /// Guarantees: every part fits the limit, is in the batch's encoding, and the parts hold
+    /// all the rows in order.
     #[test]
     fn batches_over_the_message_limit_split_into_parts_that_fit() {
-        let batch = span_batch(2_000, 0);
-        let whole = batch.ipc().unwrap();
-        let limit = 64 << 10;
-        assert!(whole.len() > limit, "the fixture must need splitting");
-        let encoded_only = SignalBatch::from_batches(batch.signal, Vec::new()).with_encoded(whole);
-        for input in [&batch, &encoded_only] {
-            let parts = message_parts(input, limit).unwrap();
-            assert!(parts.len() > 1);
-            assert!(parts.iter().all(|p| p.len() <= limit));
-            let rows: Vec<_> = parts.iter().flat_map(|p| ipc::decode(p).unwrap()).collect();
-            let joined = arrow::compute::concat_batches(&batch.signal.schema(), &rows).unwrap();
-            assert_eq!(joined, batch.batches[0]);
+        let batch = span_batch(8_000, 0);
+        let schema = batch.signal.schema();
+        let limit = 16 << 10;
+        for encoding in [Encoding::ArrowIpc, Encoding::Columnar] {
+            let whole = batch.encoded(encoding).unwrap();
+            assert!(whole.bytes.len() > limit, "the fixture must need splitting");
+            let encoded_only =
+                SignalBatch::from_batches(batch.signal, Vec::new()).with_encoded(whole);
+            for input in [&batch, &encoded_only] {
+                let (got, parts) = message_parts(input, encoding, limit).unwrap();
+                assert_eq!(got, encoding);
+                assert!(parts.len() > 1);
+                assert!(parts.iter().all(|p| p.len() <= limit));
+                let rows: Vec<_> = parts
+                    .iter()
+                    .flat_map(|p| wire::decode(encoding, &schema, p).unwrap())
+                    .collect();
+                let joined = arrow::compute::concat_batches(&schema, &rows).unwrap();
+                assert_eq!(joined, batch.batches[0]);
+            }
         }
     }
 
-    /// Scenario: a batch under the limit.
-    /// Guarantees: it goes as one message, its own encoded stream unchanged.
+    /// Scenario: a batch under the limit, and one read from the disk buffer in encoding 1 by a
+    /// sink set to encoding 2.
+    /// Guarantees: each goes as one message, its own encoded bytes unchanged, in the encoding
+    /// they are in.
     #[test]
     fn batches_under_the_limit_go_whole() {
         let batch = span_batch(10, 0);
-        let parts = message_parts(&batch, 1 << 20).unwrap();
-        assert_eq!(parts, vec![batch.ipc().unwrap()]);
+        let (encoding, parts) = message_parts(&batch, Encoding::Columnar, 1 << 20).unwrap();
+        assert_eq!(encoding, Encoding::Columnar);
+        assert_eq!(
+            parts,
+            vec![batch.encoded(Encoding::Columnar).unwrap().bytes]
+        );
+        let old = batch.encoded(Encoding::ArrowIpc).unwrap();
+        let from_disk =
+            SignalBatch::from_batches(batch.signal, Vec::new()).with_encoded(old.clone());
+        let (encoding, parts) = message_parts(&from_disk, Encoding::Columnar, 1 << 20).unwrap();
+        assert_eq!((encoding, parts), (Encoding::ArrowIpc, vec![old.bytes]));
     }
 }

@@ -1,4 +1,5 @@
-//! Network sink: POSTs each batch to the analyzer as a zstd-compressed Arrow IPC stream.
+//! Network sink: POSTs each batch to the analyzer in a wire encoding (its Content-Type says
+//! which).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,11 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{BuildSinkError, Sink, SinkError};
 use crate::auth::SecretSource;
-use crate::ipc;
 use crate::schema::SCHEMA_VERSION;
 use crate::signal::SignalBatch;
 use crate::tls::client::HttpClient;
 use crate::tls::ClientTlsConfig;
+use crate::wire::Encoding;
 
 /// Header carrying the schema version of a forwarded batch.
 pub const SCHEMA_VERSION_HEADER: &str = "x-meridian-schema-version";
@@ -56,8 +57,8 @@ impl Default for NetworkSinkConfig {
 }
 
 impl NetworkSinkConfig {
-    /// Builds the sink.
-    pub fn build(&self) -> Result<NetworkSink, BuildSinkError> {
+    /// Builds the sink; batches not yet encoded are sent in `encoding`.
+    pub fn build(&self, encoding: Encoding) -> Result<NetworkSink, BuildSinkError> {
         let client = HttpClient::for_base(&self.url, &self.tls, self.timeout)
             .map_err(BuildSinkError::Tls)?;
         let token = SecretSource {
@@ -73,6 +74,7 @@ impl NetworkSinkConfig {
             timeout: self.timeout,
             base: self.url.trim_end_matches('/').to_owned(),
             token: token.is_set().then_some(token),
+            encoding,
         })
     }
 }
@@ -83,16 +85,17 @@ pub struct NetworkSink {
     timeout: Duration,
     base: String,
     token: Option<SecretSource>,
+    encoding: Encoding,
 }
 
 impl NetworkSink {
     async fn post(&self, batch: SignalBatch) -> Result<(), SinkError> {
-        let body = batch
-            .ipc()
-            .map_err(|e| SinkError::Refused(format!("encoding Arrow IPC: {e}")))?;
+        let encoded = batch
+            .encoded(self.encoding)
+            .map_err(|e| SinkError::Refused(format!("encoding the batch: {e}")))?;
         let url = format!("{}/api/v1/ingest/{}", self.base, batch.signal.as_str());
         let mut request = Request::post(&url)
-            .header("content-type", ipc::CONTENT_TYPE)
+            .header("content-type", encoded.encoding.content_type())
             .header(SCHEMA_VERSION_HEADER, SCHEMA_VERSION.to_string());
         if let Some(token) = &self.token {
             let secret = token
@@ -106,7 +109,7 @@ impl NetworkSink {
                 .header(SEQUENCE_HEADER, id.sequence.to_string());
         }
         let request = request
-            .body(Full::new(body))
+            .body(Full::new(encoded.bytes))
             .map_err(|e| SinkError::Refused(format!("POST {url}: {e}")))?;
         let (status, text) = self
             .client
@@ -117,8 +120,9 @@ impl NetworkSink {
         if status.is_success() {
             return Ok(());
         }
-        // A rejected token is a configuration to fix, not data to drop: keep retrying.
-        let denied = status.as_u16() == 401 || status.as_u16() == 403;
+        // A rejected token, or an encoding the analyzer does not read yet (415: it is older
+        // than this collector), is a configuration to fix, not data to drop: keep retrying.
+        let denied = matches!(status.as_u16(), 401 | 403 | 415);
         if denied || status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
             Err(SinkError::Unavailable(format!(
                 "{url} answered {status}: {text}"
