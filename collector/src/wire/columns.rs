@@ -7,8 +7,9 @@
 //! | other timestamps | difference from `time` on the same row, narrowed |
 //! | other integers, and doubles that are all whole numbers | the narrowest integer type that holds every value |
 //! | lowercase hex strings (ids) | their bytes, fixed-size binary when all are one length |
-//! | other strings | dictionary-encoded when at most half the rows are distinct |
+//! | other strings | dictionary-encoded when at most half the rows are distinct; else, when every row has the same number of space-separated tokens (access logs), one column per token, each transformed as a string column |
 //! | `Map<Utf8, Utf8>` (attributes) | one string column per key (transformed as above) and a dictionary-encoded column of each row's key order |
+//! | lists of numbers (histogram buckets and bounds) | fixed-size lists when all have one length, integers narrowed |
 //! | anything else | as it is |
 //!
 //! Which transform a wire column carries is in its field metadata, so the decoder needs only
@@ -110,11 +111,35 @@ pub fn to_wire(batch: &RecordBatch) -> Result<Vec<(Field, ArrayRef)>, ArrowError
                 );
             }
             DataType::Utf8 => {
-                let wire = strings_to_wire(column.as_string::<i32>())?;
-                push(
-                    wire_field(name, name.clone(), wire.data_type().clone(), &[]),
-                    wire,
-                );
+                let strings = column.as_string::<i32>();
+                let wire = strings_to_wire(strings)?;
+                let tokens = match wire.data_type() {
+                    DataType::Utf8 => tokenize(strings)?,
+                    _ => None,
+                };
+                match tokens {
+                    Some(tokens) => {
+                        for (k, (quoted, token)) in tokens.into_iter().enumerate() {
+                            let meta = [
+                                (TRANSFORM, "tok".to_owned()),
+                                (KEY, if quoted { "q" } else { "" }.to_owned()),
+                            ];
+                            push(
+                                wire_field(
+                                    name,
+                                    format!("{name}#{k}"),
+                                    token.data_type().clone(),
+                                    &meta,
+                                ),
+                                token,
+                            );
+                        }
+                    }
+                    None => push(
+                        wire_field(name, name.clone(), wire.data_type().clone(), &[]),
+                        wire,
+                    ),
+                }
             }
             DataType::Map(..) => match pivot(column.as_map())? {
                 Some((layout, keys)) => {
@@ -143,20 +168,15 @@ pub fn to_wire(batch: &RecordBatch) -> Result<Vec<(Field, ArrayRef)>, ArrowError
                 ),
             },
             DataType::List(item)
-                if matches!(item.data_type(), DataType::UInt64 | DataType::Int64) =>
+                if matches!(
+                    item.data_type(),
+                    DataType::UInt64 | DataType::Int64 | DataType::Float64
+                ) =>
             {
-                let list = column.as_list::<i32>();
-                let values = narrow_int(list.values())?;
-                let item = Field::new(item.name(), values.data_type().clone(), item.is_nullable());
-                let narrow = ListArray::try_new(
-                    Arc::new(item),
-                    list.offsets().clone(),
-                    values,
-                    list.nulls().cloned(),
-                )?;
+                let wire = list_to_wire(column.as_list::<i32>(), item)?;
                 push(
-                    wire_field(name, name.clone(), narrow.data_type().clone(), &[]),
-                    Arc::new(narrow),
+                    wire_field(name, name.clone(), wire.data_type().clone(), &[]),
+                    wire,
                 );
             }
             other => push(
@@ -213,10 +233,14 @@ pub fn from_wire(
                 cast(&undo_differences(column, reference)?, field.data_type())?
             }
             Some("layout") => unpivot(fields, wire_columns, rows, parts, field)?,
+            Some("tok") => untokenize(fields, wire_columns, rows, parts)?,
             Some(other) => return Err(invalid(format!("unknown transform {other}"))),
             None => match (column.data_type(), field.data_type()) {
                 (DataType::FixedSizeBinary(_) | DataType::Binary, DataType::Utf8) => {
                     hex_strings(column)?
+                }
+                (DataType::FixedSizeList(..), DataType::List(item)) => {
+                    unfix(column.as_fixed_size_list(), item)?
                 }
                 _ => cast(column, field.data_type())?,
             },
@@ -230,6 +254,92 @@ pub fn from_wire(
         columns.push(rebuilt);
     }
     RecordBatch::try_new(Arc::clone(schema), columns)
+}
+
+/// A list of numbers: fixed-size when every list has one length (histogram buckets), so no
+/// offsets travel; integers narrowed.
+fn list_to_wire(list: &ListArray, item: &FieldRef) -> Result<ArrayRef, ArrowError> {
+    let offsets = list.offsets();
+    let lengths = offsets.windows(2).map(|w| w[1] - w[0]);
+    let mut width = None;
+    let mut fixed = true;
+    for (row, len) in lengths.enumerate() {
+        if list.is_null(row) {
+            fixed &= len == 0;
+        } else if *width.get_or_insert(len) != len {
+            fixed = false;
+        }
+    }
+    let narrow = |values: &ArrayRef| match values.data_type() {
+        DataType::Float64 => Ok(Arc::clone(values)),
+        _ => narrow_int(values),
+    };
+    match width.filter(|&w| fixed && w > 0) {
+        Some(width) => {
+            // Null lists take `width` null slots.
+            let indices: arrow::array::UInt32Array = (0..list.len())
+                .flat_map(|row| {
+                    let start = offsets[row];
+                    let valid = list.is_valid(row);
+                    (0..width).map(move |k| valid.then(|| (start + k) as u32))
+                })
+                .collect();
+            let values = narrow(&arrow::compute::take(list.values(), &indices, None)?)?;
+            let item = Field::new(item.name(), values.data_type().clone(), true);
+            Ok(Arc::new(arrow::array::FixedSizeListArray::try_new(
+                Arc::new(item),
+                width,
+                values,
+                list.nulls().cloned(),
+            )?))
+        }
+        None => {
+            let values = narrow(list.values())?;
+            let item = Field::new(item.name(), values.data_type().clone(), item.is_nullable());
+            Ok(Arc::new(ListArray::try_new(
+                Arc::new(item),
+                offsets.clone(),
+                values,
+                list.nulls().cloned(),
+            )?))
+        }
+    }
+}
+
+/// A fixed-size list back to the storage list of `item`s: null rows become empty lists.
+fn unfix(
+    fixed: &arrow::array::FixedSizeListArray,
+    item: &FieldRef,
+) -> Result<ArrayRef, ArrowError> {
+    let width = usize::try_from(fixed.value_length()).map_err(|e| invalid(e.to_string()))?;
+    let mut offsets = Vec::with_capacity(fixed.len() + 1);
+    offsets.push(0i32);
+    let mut indices = Vec::with_capacity(fixed.values().len());
+    for row in 0..fixed.len() {
+        let last = offsets.last().copied().unwrap_or(0);
+        if fixed.is_valid(row) {
+            let start = row * width;
+            indices.extend((start..start + width).map(|i| i as u32));
+            let next = i32::try_from(width)
+                .ok()
+                .and_then(|w| last.checked_add(w))
+                .ok_or_else(|| invalid("a list too long".into()))?;
+            offsets.push(next);
+        } else {
+            offsets.push(last);
+        }
+    }
+    let indices = arrow::array::UInt32Array::from(indices);
+    let values = cast(
+        &arrow::compute::take(fixed.values(), &indices, None)?,
+        item.data_type(),
+    )?;
+    Ok(Arc::new(ListArray::try_new(
+        Arc::clone(item),
+        OffsetBuffer::new(offsets.into()),
+        values,
+        fixed.nulls().cloned(),
+    )?))
 }
 
 fn as_i64(column: &ArrayRef) -> Result<Int64Array, ArrowError> {
@@ -419,6 +529,103 @@ fn strings_to_wire(strings: &StringArray) -> Result<ArrayRef, ArrowError> {
     Ok(Arc::new(dictionary))
 }
 
+/// Most tokens a text column is split into.
+const MAX_TOKENS: usize = 64;
+
+/// Text whose every row has the same number of space-separated tokens (an access log's fixed
+/// fields: method, path, status, bytes, durations, ids), as one column per token, each
+/// transformed as a string column is (numbers, ids as bytes, dictionaries); a token quoted on
+/// every row loses its quotes (`true`). `None` when the rows do not split alike.
+fn tokenize(strings: &StringArray) -> Result<Option<Vec<(bool, ArrayRef)>>, ArrowError> {
+    let mut columns: Vec<Vec<Option<&str>>> = Vec::new();
+    for (row, value) in strings.iter().enumerate() {
+        let Some(value) = value else { continue };
+        if columns.is_empty() {
+            let count = value.split(' ').count();
+            if !(2..=MAX_TOKENS).contains(&count) {
+                return Ok(None);
+            }
+            columns = vec![vec![None; strings.len()]; count];
+        }
+        let mut tokens = value.split(' ');
+        for column in columns.iter_mut() {
+            match tokens.next() {
+                Some(token) => column[row] = Some(token),
+                None => return Ok(None),
+            }
+        }
+        if tokens.next().is_some() {
+            return Ok(None);
+        }
+    }
+    if columns.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(columns.len());
+    for mut column in columns {
+        let quoted = column
+            .iter()
+            .flatten()
+            .all(|t| t.len() >= 2 && t.starts_with('"') && t.ends_with('"'));
+        if quoted {
+            for t in column.iter_mut().flatten() {
+                *t = &t[1..t.len() - 1];
+            }
+        }
+        out.push((quoted, strings_to_wire(&StringArray::from(column))?));
+    }
+    Ok(Some(out))
+}
+
+/// Token columns (`parts`) joined back into the text column.
+fn untokenize(
+    fields: &[FieldRef],
+    wire_columns: &[ArrayRef],
+    rows: usize,
+    parts: &[usize],
+) -> Result<ArrayRef, ArrowError> {
+    let mut tokens = Vec::with_capacity(parts.len());
+    for &p in parts {
+        let quoted = fields[p].metadata().get(KEY).is_some_and(|k| k == "q");
+        tokens.push((quoted, wire_strings(&wire_columns[p])?));
+    }
+    let mut out = StringBuilder::new();
+    let mut text = String::new();
+    for row in 0..rows {
+        if tokens[0].1.is_null(row) {
+            out.append_null();
+            continue;
+        }
+        text.clear();
+        for (k, (quoted, column)) in tokens.iter().enumerate() {
+            let column = column.as_string::<i32>();
+            if column.is_null(row) {
+                return Err(invalid("a token missing from a row".into()));
+            }
+            if k > 0 {
+                text.push(' ');
+            }
+            if *quoted {
+                text.push('"');
+            }
+            text.push_str(column.value(row));
+            if *quoted {
+                text.push('"');
+            }
+        }
+        out.append_value(&text);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// A wire column of strings (bytes of hex ids, numbers, a dictionary, text) as text.
+fn wire_strings(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    match column.data_type() {
+        DataType::FixedSizeBinary(_) | DataType::Binary => hex_strings(column),
+        _ => cast(column, &DataType::Utf8),
+    }
+}
+
 /// Bytes back to lowercase hex strings.
 fn hex_strings(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     let mut out = StringBuilder::with_capacity(column.len(), column.len() * 32);
@@ -515,12 +722,7 @@ fn unpivot(
             .get(KEY)
             .ok_or_else(|| invalid(format!("a key column of {} has no key", field.name())))?;
         keys.push(key.as_str());
-        let column = &wire_columns[p];
-        let strings = match column.data_type() {
-            DataType::FixedSizeBinary(_) | DataType::Binary => hex_strings(column)?,
-            _ => cast(column, &DataType::Utf8)?,
-        };
-        values.push(strings);
+        values.push(wire_strings(&wire_columns[p])?);
     }
     let values: Vec<&StringArray> = values.iter().map(|v| v.as_string::<i32>()).collect();
     let mut out_keys = StringBuilder::new();

@@ -62,6 +62,10 @@ fn type_code(t: &DataType, storage: &DataType) -> Result<String, ArrowError> {
             DataType::List(s) => format!("l{}", type_code(item.data_type(), s.data_type())?),
             _ => return Err(invalid(format!("a list made from {storage}"))),
         },
+        DataType::FixedSizeList(item, n) => match storage {
+            DataType::List(s) => format!("f{n}:{}", type_code(item.data_type(), s.data_type())?),
+            _ => return Err(invalid(format!("a fixed-size list made from {storage}"))),
+        },
         other => return Err(invalid(format!("no code for {other}"))),
     })
 }
@@ -84,10 +88,21 @@ fn parse_type(code: &str, storage: &DataType) -> Result<DataType, ArrowError> {
         list if list.starts_with('l') => match storage {
             DataType::List(s) => {
                 let item = parse_type(&list[1..], s.data_type())?;
-                if matches!(item, DataType::List(_)) {
+                if item.is_nested() {
                     return Err(invalid("a list of lists".into()));
                 }
                 DataType::List(Arc::new(Field::new(s.name(), item, s.is_nullable())))
+            }
+            _ => return Err(invalid(format!("{code} for {storage}"))),
+        },
+        fixed if fixed.starts_with('f') => match (storage, fixed[1..].split_once(':')) {
+            (DataType::List(s), Some((n, item))) => {
+                let n: i32 = n.parse().map_err(|_| invalid(format!("type {code}")))?;
+                let item = parse_type(item, s.data_type())?;
+                if !(1..=1 << 16).contains(&n) || item.is_nested() {
+                    return Err(invalid(format!("type {code}")));
+                }
+                DataType::FixedSizeList(Arc::new(Field::new(s.name(), item, true)), n)
             }
             _ => return Err(invalid(format!("{code} for {storage}"))),
         },

@@ -208,3 +208,134 @@ fn a_batch_of_constants_keeps_its_rows() {
     round_trip(Signal::Probes, &batch).unwrap();
     round_trip(Signal::Probes, &RecordBatch::new_empty(schema)).unwrap();
 }
+
+/// Scenario: a metrics export as gateways send it — histograms whose bucket lists all have one
+/// length beside counters without buckets — whole and sliced (as a batch split to fit a
+/// message limit is).
+/// Guarantees: each comes back exactly, empty lists where the counters had none.
+#[test]
+fn fixed_length_bucket_lists_round_trip() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric::Data, number_data_point, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+        ResourceMetrics, ScopeMetrics, Sum,
+    };
+    let histograms = (0..7u64)
+        .map(|i| HistogramDataPoint {
+            attributes: vec![kv("route", format!("/r{i}").as_str())],
+            time_unix_nano: 1_000 + i,
+            count: 6 * i,
+            bucket_counts: vec![i, 2 * i, 3 * i],
+            explicit_bounds: vec![0.1, 0.5],
+            ..Default::default()
+        })
+        .collect();
+    let sums = (0..5i64)
+        .map(|i| NumberDataPoint {
+            time_unix_nano: 2_000,
+            value: Some(number_data_point::Value::AsDouble(i as f64 * 3.0)),
+            ..Default::default()
+        })
+        .collect();
+    let metric = |name: &str, data| Metric {
+        name: name.into(),
+        data: Some(data),
+        ..Default::default()
+    };
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![
+                    metric(
+                        "h",
+                        Data::Histogram(Histogram {
+                            data_points: histograms,
+                            aggregation_temporality: 2,
+                        }),
+                    ),
+                    metric(
+                        "s",
+                        Data::Sum(Sum {
+                            data_points: sums,
+                            aggregation_temporality: 2,
+                            is_monotonic: true,
+                        }),
+                    ),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let batch = metrics_to_arrow(&request, "r1").unwrap().batch;
+    let wire = columns::to_wire(&batch).unwrap();
+    let buckets = wire
+        .iter()
+        .find(|(f, _)| f.name() == "bucket_counts")
+        .unwrap();
+    assert!(
+        matches!(
+            buckets.1.data_type(),
+            arrow::datatypes::DataType::FixedSizeList(_, 3)
+        ),
+        "{:?}",
+        buckets.1.data_type()
+    );
+    round_trip(Signal::Metrics, &batch).unwrap();
+    round_trip(Signal::Metrics, &batch.slice(2, 8)).unwrap();
+}
+
+/// Scenario: log bodies that split into the same number of space-separated tokens (quoted,
+/// numeric, hex, empty tokens), with a null body among them, and bodies that do not split alike.
+/// Guarantees: both come back exactly; the first travels as token columns.
+#[test]
+fn access_log_bodies_travel_as_tokens() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    let request = |bodies: &[Option<String>]| ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: bodies
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| LogRecord {
+                        time_unix_nano: 1_000 + i as u64,
+                        body: b.clone().map(|b| AnyValue {
+                            value: Some(any_value::Value::StringValue(b)),
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let alike: Vec<Option<String>> = (0..40)
+        .map(|i| {
+            (i != 7).then(|| {
+                format!(
+                    "\"GET /api/{i} HTTP/1.1\" {} - {:x}{:x} \"\"  \"ua\" 0{i}",
+                    200 + i % 3,
+                    i,
+                    i
+                )
+            })
+        })
+        .collect();
+    let batch = logs_to_arrow(&request(&alike), "r1").unwrap().batch;
+    let wire = columns::to_wire(&batch).unwrap();
+    assert!(wire.iter().any(|(f, _)| f.name() == "body#3"), "tokenized");
+    round_trip(Signal::Logs, &batch).unwrap();
+    let unlike = vec![
+        Some("a b".to_owned()),
+        Some("a b c".to_owned()),
+        Some("x y".to_owned()),
+    ];
+    round_trip(
+        Signal::Logs,
+        &logs_to_arrow(&request(&unlike), "r1").unwrap().batch,
+    )
+    .unwrap();
+}
