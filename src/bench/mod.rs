@@ -75,7 +75,8 @@ pub enum Which {
         #[arg(long)]
         kafka_brokers: Option<String>,
     },
-    /// Bytes per span: Arrow IPC Kafka messages against OTLP protobuf + zstd.
+    /// Bytes per item (spans, points, log records) of both wire encodings against OTLP
+    /// protobuf + zstd.
     Wire {
         /// Batch sizes (spans per batch).
         #[arg(long, value_delimiter = ',', default_value = "100,512,1000,8192")]

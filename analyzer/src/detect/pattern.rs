@@ -69,14 +69,29 @@ impl PatternNovelty {
         // In place: this runs for every point of every series.
         let current: &[f32] = self.recent.make_contiguous();
         let stored = self.shapes.len() / self.length;
-        // The newest shapes overlap the current one: they are not "before" it.
+        // The newest shapes overlap the current one: they are not "before" it. They are the
+        // slots `newest`, `newest − 1`, … (circularly): one range test per shape, no division
+        // (the modulo this replaced was a third of the search's time).
         let overlapping = self.length.div_ceil(self.stride);
-        let eligible = |k: usize| (self.next + stored - 1 - k) % stored >= overlapping;
+        let newest = (self.next + stored).saturating_sub(1) % stored.max(1);
+        let eligible = |k: usize| {
+            let age = if k <= newest {
+                newest - k
+            } else {
+                newest + stored - k
+            };
+            age >= overlapping
+        };
+        let length = self.length;
         let distance = |k: usize, bound: f32| {
-            let shape = &self.shapes[k * self.length..(k + 1) * self.length];
+            let shape = &self.shapes[k * length..(k + 1) * length];
+            // Summed in order as before (the same distances to the bit), tested against the
+            // bound once per four points rather than after each.
             let mut d = 0.0;
-            for (x, y) in shape.iter().zip(current) {
-                d += (x - y) * (x - y);
+            for (xs, ys) in shape.chunks(4).zip(current.chunks(4)) {
+                for (x, y) in xs.iter().zip(ys) {
+                    d += (x - y) * (x - y);
+                }
                 if d >= bound {
                     break;
                 }
