@@ -124,7 +124,10 @@ async fn main() -> anyhow::Result<()> {
             }
             demo::run(config, args).await
         }
-        Command::Bench(args) => bench::run(args, &config.analyzer.pipeline.detect.series).await,
+        Command::Bench(args) => {
+            let detect = &config.analyzer.pipeline.detect.series;
+            bench::run(args, detect, config.collector.wire_encoding).await
+        }
         Command::Detect(args) => {
             offline::detect::run(&args, &config.analyzer.pipeline.detect.series)
         }

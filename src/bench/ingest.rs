@@ -24,15 +24,15 @@ use super::raw_grpc::RawTraceClient;
 pub enum Transport {
     /// The standalone in-process sink (the baseline).
     InProcess,
-    /// Disk buffer → Kafka at these brokers → consumer.
-    Kafka(String),
+    /// Disk buffer → Kafka at these brokers → consumer, batches in this wire encoding.
+    Kafka(String, meridian_collector::wire::Encoding),
 }
 
 impl Transport {
     fn name(&self) -> &'static str {
         match self {
             Transport::InProcess => "in-process",
-            Transport::Kafka(_) => "kafka",
+            Transport::Kafka(..) => "kafka",
         }
     }
 }
@@ -94,7 +94,8 @@ impl Pipeline {
         let kafka;
         let destination = match transport {
             Transport::InProcess => Destination::InProcess(analyzer.sink()),
-            Transport::Kafka(brokers) => {
+            Transport::Kafka(brokers, encoding) => {
+                collector_config.wire_encoding = *encoding;
                 let unique = uuid_like();
                 let mut config = KafkaConfig {
                     brokers: brokers.clone(),

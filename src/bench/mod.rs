@@ -55,7 +55,8 @@ pub enum Which {
         /// Protocols to measure, each against a fresh pipeline: `grpc`, `http`.
         #[arg(long, value_delimiter = ',', default_value = "grpc,http")]
         protocols: Vec<String>,
-        /// Also measure through Kafka at these brokers (disk buffer + Kafka + consumer).
+        /// Also measure through Kafka at these brokers (disk buffer + Kafka + consumer), in the
+        /// collector's wire encoding (`--wire-encoding`).
         #[arg(long)]
         kafka_brokers: Option<String>,
         /// Also measure (in-process) with this many heavy SQL queries running throughout, and
@@ -133,9 +134,10 @@ impl Which {
 pub async fn run(
     args: BenchArgs,
     detect: &meridian_analyzer::detect::SeriesConfig,
+    encoding: meridian_collector::wire::Encoding,
 ) -> anyhow::Result<()> {
     let mut figures = figures::Figures::new(args.which.name());
-    measure(args.which, detect, &mut figures).await?;
+    measure(args.which, detect, encoding, &mut figures).await?;
     println!("{}", figures.line());
     Ok(())
 }
@@ -143,6 +145,7 @@ pub async fn run(
 async fn measure(
     which: Which,
     detect: &meridian_analyzer::detect::SeriesConfig,
+    encoding: meridian_collector::wire::Encoding,
     figures: &mut figures::Figures,
 ) -> anyhow::Result<()> {
     match which {
@@ -178,7 +181,8 @@ async fn measure(
                 }
                 if let Some(brokers) = &kafka_brokers {
                     let kafka =
-                        ingest::run(&load, &ingest::Transport::Kafka(brokers.clone())).await?;
+                        ingest::run(&load, &ingest::Transport::Kafka(brokers.clone(), encoding))
+                            .await?;
                     println!(
                         "{protocol:>4}: kafka / in-process throughput ratio {:.2}",
                         kafka / direct
@@ -199,7 +203,7 @@ async fn measure(
         } => {
             ingest::freshness(&ingest::Transport::InProcess, samples, batch, figures).await?;
             if let Some(brokers) = kafka_brokers {
-                let kafka = ingest::Transport::Kafka(brokers);
+                let kafka = ingest::Transport::Kafka(brokers, encoding);
                 ingest::freshness(&kafka, samples, batch, figures).await?;
             }
             Ok(())

@@ -38,11 +38,13 @@ fn signal<R: ExportRequest>(
     request: impl Fn(u64) -> R,
 ) -> anyhow::Result<()> {
     let (mut otlp, mut ipc, mut columnar, mut count) = (0usize, 0usize, 0usize, 0usize);
+    let mut converted_batches = Vec::new();
     for seed in 0..SEEDS {
         let request = request(seed);
         otlp += zstd::bulk::compress(&request.encode_to_vec(), zstd_level)?.len();
         let converted = request.to_arrow("us-east-1")?;
         count += converted.batch.num_rows();
+        converted_batches.push(converted.batch.clone());
         // Exactly what the Kafka sink sends (no message limit here).
         ipc += bytes(Encoding::ArrowIpc, &converted.batch)?;
         columnar += bytes(Encoding::Columnar, &converted.batch)?;
@@ -61,10 +63,71 @@ fn signal<R: ExportRequest>(
         a / o,
     );
     figures.add(format!("{items}_{size}_ratio_vs_otlp_zstd"), c / o);
+    // CPU: encoding (the collector, once per batch) and decoding (the analyzer), one core.
+    let mut cost = Vec::new();
+    for encoding in [Encoding::ArrowIpc, Encoding::Columnar] {
+        let (encode, decode) = cpu(encoding, &converted_batches)?;
+        let n = encoding.code();
+        figures.add(
+            format!("{items}_{size}_encoding{n}_encode_ns_per_item"),
+            encode,
+        );
+        figures.add(
+            format!("{items}_{size}_encoding{n}_decode_ns_per_item"),
+            decode,
+        );
+        cost.push((encode, decode));
+    }
+    println!(
+        "{:<8} {:>11}  ns/item: encode {:.0} → {:.0} ({:.2}×), decode {:.0} → {:.0} ({:.2}×)  (encoding 1 → 2)",
+        "", "", cost[0].0, cost[1].0, cost[1].0 / cost[0].0, cost[0].1, cost[1].1, cost[1].1 / cost[0].1
+    );
     if std::env::var_os("MERIDIAN_WIRE_COLUMNS").is_some() {
         columns(&request(0).to_arrow("us-east-1")?.batch, zstd_level)?;
     }
     Ok(())
+}
+
+/// Nanoseconds per item to encode and to decode `batches` in `encoding`: best of three rounds
+/// of at least 0.2 s each.
+fn cpu(encoding: Encoding, batches: &[RecordBatch]) -> anyhow::Result<(f64, f64)> {
+    let items: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let schema = batches.first().map(RecordBatch::schema);
+    let Some(schema) = schema else {
+        return Ok((0.0, 0.0));
+    };
+    let encoded = batches
+        .iter()
+        .map(|b| meridian_collector::wire::encode(encoding, std::slice::from_ref(b)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let time = |f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<f64> {
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let (start, mut rounds) = (std::time::Instant::now(), 0usize);
+            while start.elapsed().as_secs_f64() < 0.2 {
+                f()?;
+                rounds += 1;
+            }
+            best = best.min(start.elapsed().as_secs_f64() * 1e9 / (rounds * items.max(1)) as f64);
+        }
+        Ok(best)
+    };
+    let encode = time(&mut || {
+        for b in batches {
+            std::hint::black_box(meridian_collector::wire::encode(
+                encoding,
+                std::slice::from_ref(b),
+            )?);
+        }
+        Ok(())
+    })?;
+    let decode = time(&mut || {
+        for bytes in &encoded {
+            std::hint::black_box(meridian_collector::wire::decode(encoding, &schema, bytes)?);
+        }
+        Ok(())
+    })?;
+    Ok((encode, decode))
 }
 
 fn bytes(encoding: Encoding, batch: &RecordBatch) -> anyhow::Result<usize> {

@@ -20,9 +20,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, FixedSizeBinaryBuilder, Float64Array, Int64Array,
-    ListArray, MapArray, RecordBatch, StringArray, StringBuilder, StringDictionaryBuilder,
-    StructArray,
+    Array, ArrayRef, AsArray, BinaryBuilder, DictionaryArray, FixedSizeBinaryBuilder, Float64Array,
+    Int64Array, ListArray, MapArray, RecordBatch, StringArray, StringBuilder,
+    StringDictionaryBuilder, StructArray,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::compute::cast;
@@ -472,6 +472,15 @@ fn is_lower_hex(s: &str) -> bool {
 
 /// Ids as bytes, repeated strings as a dictionary, others as they are.
 fn strings_to_wire(strings: &StringArray) -> Result<ArrayRef, ArrowError> {
+    // Most columns of a gateway batch hold one value (the resource's, the scope's, the method):
+    // a comparison per row instead of a hash and a comparison.
+    if let Some(only) = single_value(strings) {
+        let keys = arrow::array::UInt16Array::from(vec![0u16; strings.len()]);
+        let values = Arc::new(StringArray::from(vec![only]));
+        return Ok(Arc::new(DictionaryArray::<UInt16Type>::try_new(
+            keys, values,
+        )?));
+    }
     let present = || strings.iter().flatten();
     if strings.null_count() < strings.len() && present().all(is_canonical_integer) {
         let numbers: Int64Array = strings
@@ -626,6 +635,17 @@ fn wire_strings(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     }
 }
 
+/// The value of every row, if all hold the same one (and none is null).
+fn single_value(strings: &StringArray) -> Option<&str> {
+    if strings.is_empty() || strings.null_count() > 0 {
+        return None;
+    }
+    let first = strings.value(0);
+    (1..strings.len())
+        .all(|i| strings.value(i) == first)
+        .then_some(first)
+}
+
 /// Bytes back to lowercase hex strings.
 fn hex_strings(column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     let mut out = StringBuilder::with_capacity(column.len(), column.len() * 32);
@@ -657,45 +677,69 @@ fn pivot(map: &MapArray) -> Result<Option<(ArrayRef, Vec<(String, StringArray)>)
         return Ok(None);
     }
     let rows = map.len();
-    let mut index: HashMap<&str, usize> = HashMap::new();
+    // Rows of one batch nearly always list the same keys in the same order: each entry's key
+    // is looked for first where the previous row had its position, and layouts are compared
+    // with the previous row's before they are looked up (no hashing in the common case).
+    let mut names: Vec<&str> = Vec::new();
     let mut columns: Vec<Vec<Option<&str>>> = Vec::new();
-    let mut layouts = StringDictionaryBuilder::<UInt16Type>::new();
-    let mut layout = String::new();
+    let mut layout: Vec<usize> = Vec::new();
+    let mut previous: Vec<usize> = Vec::new();
+    let mut distinct: Vec<Vec<usize>> = Vec::new();
+    let mut seen: HashMap<Vec<usize>, u16> = HashMap::new();
+    let mut layout_keys: Vec<u16> = Vec::with_capacity(rows);
     let offsets = map.offsets();
     for row in 0..rows {
         layout.clear();
         let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
-        for entry in start..end {
+        for (position, entry) in (start..end).enumerate() {
             let key = keys.value(entry);
-            let next = index.len();
-            let k = *index.entry(key).or_insert(next);
-            if k == columns.len() {
-                if columns.len() == MAX_PIVOT_KEYS {
-                    return Ok(None);
+            let guess = previous.get(position).copied().filter(|&k| names[k] == key);
+            let k = match guess.or_else(|| names.iter().position(|n| *n == key)) {
+                Some(k) => k,
+                None => {
+                    if names.len() == MAX_PIVOT_KEYS {
+                        return Ok(None);
+                    }
+                    names.push(key);
+                    columns.push(vec![None; rows]);
+                    names.len() - 1
                 }
-                columns.push(vec![None; rows]);
-            }
+            };
             if columns[k][row].is_some() {
                 return Ok(None);
             }
             columns[k][row] = Some(values.value(entry));
-            if entry > start {
-                layout.push(',');
+            layout.push(k);
+        }
+        let same = layout_keys.last().filter(|_| layout == previous).copied();
+        let key = match same.or_else(|| seen.get(&layout).copied()) {
+            Some(key) => key,
+            None => {
+                let Ok(key) = u16::try_from(distinct.len()) else {
+                    return Ok(None);
+                };
+                distinct.push(layout.clone());
+                seen.insert(layout.clone(), key);
+                key
             }
-            layout.push_str(&k.to_string());
-        }
-        if layouts.append(&layout).is_err() {
-            return Ok(None);
-        }
+        };
+        layout_keys.push(key);
+        std::mem::swap(&mut previous, &mut layout);
     }
-    let mut names: Vec<(&str, usize)> = index.into_iter().collect();
-    names.sort_by_key(|&(_, k)| k);
+    let texts: Vec<String> = distinct
+        .iter()
+        .map(|d| d.iter().map(usize::to_string).collect::<Vec<_>>().join(","))
+        .collect();
+    let layouts = DictionaryArray::<UInt16Type>::try_new(
+        arrow::array::UInt16Array::from(layout_keys),
+        Arc::new(StringArray::from(texts)),
+    )?;
     let pivoted = names
         .into_iter()
         .zip(columns)
-        .map(|((key, _), values)| (key.to_owned(), StringArray::from(values)))
+        .map(|(key, values)| (key.to_owned(), StringArray::from(values)))
         .collect();
-    Ok(Some((Arc::new(layouts.finish()), pivoted)))
+    Ok(Some((Arc::new(layouts), pivoted)))
 }
 
 /// The map column of `field` from its layout column (`parts[0]`) and key columns.
@@ -712,8 +756,29 @@ fn unpivot(
     let DataType::Struct(entry_fields) = entries.data_type() else {
         return Err(invalid(format!("{} has no entries", field.name())));
     };
-    let layout = cast(&wire_columns[parts[0]], &DataType::Utf8)?;
-    let layout = layout.as_string::<i32>();
+    // Each distinct layout is parsed once; rows point at theirs.
+    let layout = cast(
+        &wire_columns[parts[0]],
+        &DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8)),
+    )?;
+    let layout = layout.as_dictionary::<UInt16Type>();
+    let parse = |order: &str| -> Result<Vec<usize>, ArrowError> {
+        order
+            .split(',')
+            .filter(|k| !k.is_empty())
+            .map(|k| {
+                k.parse()
+                    .map_err(|_| invalid(format!("{}: bad layout {order:?}", field.name())))
+            })
+            .collect()
+    };
+    let orders = layout
+        .values()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| invalid(format!("{}: layouts are not text", field.name())))?
+        .iter()
+        .map(|o| parse(o.unwrap_or_default()))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut keys = Vec::new();
     let mut values = Vec::new();
     for &p in &parts[1..] {
@@ -731,18 +796,12 @@ fn unpivot(
     offsets.push(0i32);
     let mut count = 0i32;
     for row in 0..rows {
-        let order = if layout.is_null(row) {
-            return Err(invalid(format!(
-                "{} has a row without layout",
-                field.name()
-            )));
-        } else {
-            layout.value(row)
-        };
-        for k in order.split(',').filter(|k| !k.is_empty()) {
-            let k: usize = k
-                .parse()
-                .map_err(|_| invalid(format!("{}: bad layout {order:?}", field.name())))?;
+        let order = layout
+            .is_valid(row)
+            .then(|| orders.get(usize::from(layout.keys().value(row))))
+            .flatten()
+            .ok_or_else(|| invalid(format!("{} has a row without layout", field.name())))?;
+        for &k in order {
             let (Some(key), Some(column)) = (keys.get(k), values.get(k)) else {
                 return Err(invalid(format!("{}: layout names key {k}", field.name())));
             };
