@@ -223,8 +223,9 @@ async fn ten_times_the_sustainable_rate_gets_only_retryable_answers_and_loses_no
     drained(m.api, (accepted * SPANS_PER_REQUEST) as i64).await;
     m.terminate();
 
-    // A collector with a 64 MiB disk buffer, forwarding to an analyzer that only starts once
-    // the blast is over: the buffer fills and refuses.
+    // A collector with a 1 MiB disk buffer (these spans take ~2.5 bytes each in wire encoding
+    // 2), forwarding to an analyzer that only starts once the blast is over: the buffer fills
+    // and refuses.
     let analyzer_addr = format!("127.0.0.1:{}", common::reserved_port());
     let collector_dir = tempfile::tempdir().unwrap();
     let config = collector_dir.path().join("meridian.toml");
@@ -242,7 +243,7 @@ async fn ten_times_the_sustainable_rate_gets_only_retryable_answers_and_loses_no
             "--config",
             config.to_str().unwrap(),
             "--buffer-max-bytes",
-            "67108864",
+            "1048576",
             "--max-memory-bytes",
             &limit,
         ],
