@@ -382,25 +382,28 @@ fn undo_deltas(base: i64, column: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     Ok(Arc::new(out))
 }
 
-/// `column - reference` row by row, nulls kept.
-fn differences(column: &ArrayRef, reference: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+/// `op(value, reference)` row by row, nulls kept.
+fn row_by_row(
+    column: &ArrayRef,
+    reference: &ArrayRef,
+    op: fn(i64, i64) -> i64,
+) -> Result<ArrayRef, ArrowError> {
     let (c, r) = (as_i64(column)?, as_i64(reference)?);
     let out: Int64Array = c
         .iter()
         .zip(r.values().iter())
-        .map(|(c, &r)| c.map(|c| c.wrapping_sub(r)))
+        .map(|(c, &r)| c.map(|c| op(c, r)))
         .collect();
     Ok(Arc::new(out))
 }
 
+/// `column - reference` row by row, nulls kept.
+fn differences(column: &ArrayRef, reference: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    row_by_row(column, reference, i64::wrapping_sub)
+}
+
 fn undo_differences(column: &ArrayRef, reference: &ArrayRef) -> Result<ArrayRef, ArrowError> {
-    let (c, r) = (as_i64(column)?, as_i64(reference)?);
-    let out: Int64Array = c
-        .iter()
-        .zip(r.values().iter())
-        .map(|(c, &r)| c.map(|c| c.wrapping_add(r)))
-        .collect();
-    Ok(Arc::new(out))
+    row_by_row(column, reference, i64::wrapping_add)
 }
 
 /// The column cast to the narrowest integer type holding all its values.
