@@ -220,10 +220,13 @@ async fn read_body<R: ExportRequest>(
 ) -> Result<Bytes, IntakeError> {
     let too_large =
         || IntakeError::TooLarge(format!("request body exceeds {} bytes", state.max_body));
+    let mut chunks = body.into_data_stream();
     if declared.is_some_and(|n| n > state.max_body as u64) {
+        // Refused unread, but read up to the limit (and dropped) so the client, still writing,
+        // gets the 413 instead of a broken pipe, which it would retry.
+        crate::listen::discard(chunks, state.max_body).await;
         return Err(too_large());
     }
-    let mut chunks = body.into_data_stream();
     let mut read = BytesMut::with_capacity(declared.unwrap_or(0).min(1 << 20) as usize);
     while let Some(chunk) = chunks.next().await {
         let chunk =
