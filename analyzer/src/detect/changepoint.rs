@@ -1,11 +1,10 @@
 //! Level shifts and changepoints by Bayesian online changepoint detection (BOCPD, Adams &
-//! MacKay 2007; the `changepoint` crate augurs-changepoint wraps, used step by step so it runs
-//! online). It is fed values standardised by a robust rolling median and spread
+//! MacKay 2007; the recursion of the `changepoint` crate augurs-changepoint wraps, stepped
+//! online by [`super::bocpd::RunLengths`]). It is fed values standardised by a robust rolling median and spread
 //! ([`super::robust::RobustDeviation`]), clipped so one outlier does not start a new segment (a
 //! Gaussian model would) while a sustained shift does.
 
-use changepoint::rv::dist::{Gaussian, NormalGamma};
-use changepoint::{BocpdLike, BocpdTruncated};
+use super::bocpd::RunLengths;
 
 /// Standardised values are clipped to ± this before they reach BOCPD.
 const CLIP: f64 = 3.0;
@@ -50,7 +49,7 @@ pub struct Change {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Changepoints {
-    bocpd: BocpdTruncated<f64, Gaussian, NormalGamma>,
+    bocpd: RunLengths,
     hazard: f64,
     /// Run lengths held after the last step.
     held: usize,
@@ -80,8 +79,8 @@ impl Changepoints {
         }
     }
 
-    fn fresh(hazard: f64) -> BocpdTruncated<f64, Gaussian, NormalGamma> {
-        BocpdTruncated::new(hazard, NormalGamma::new_unchecked(0.0, 1.0, 1.0, 1.0))
+    fn fresh(hazard: f64) -> RunLengths {
+        RunLengths::new(hazard)
     }
 
     /// Hypotheses (run lengths) held after the last value; bounded by the rebuilds.
@@ -100,7 +99,7 @@ impl Changepoints {
             self.recent.pop_front();
         }
         self.recent.push_back(z);
-        let run_lengths = self.bocpd.step(&z);
+        let run_lengths = self.bocpd.step(z);
         self.held = run_lengths.len();
         let map_run = run_lengths
             .iter()
@@ -111,7 +110,7 @@ impl Changepoints {
         if self.held > MAX_RUN_LENGTHS {
             self.bocpd = Self::fresh(self.hazard);
             for v in &self.recent {
-                self.held = self.bocpd.step(v).len();
+                self.held = self.bocpd.step(*v).len();
             }
         }
         let was_stable = self.map_run >= self.min_run;

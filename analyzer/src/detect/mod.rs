@@ -2,6 +2,7 @@
 //! is scored from the points before it only), with bounded memory and state that serialises.
 //! The same code scores the live RED series and `meridian detect`'s files.
 
+pub mod bocpd;
 pub mod changepoint;
 pub mod live;
 pub mod pattern;
