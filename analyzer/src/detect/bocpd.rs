@@ -36,8 +36,8 @@ struct Posterior {
     s: f64,
     /// `ln s`.
     ln_s: f64,
-    /// `ln` of the rate after the value being stepped, when the predictive computed it.
-    ln_s_next: f64,
+    /// The rate after the value being stepped and its `ln`, when the predictive computed them.
+    next: Option<(f64, f64)>,
 }
 
 const PRIOR: Posterior = Posterior {
@@ -45,62 +45,80 @@ const PRIOR: Posterior = Posterior {
     m: PRIOR_M,
     s: PRIOR_S,
     ln_s: 0.0, // ln(PRIOR_S)
-    ln_s_next: f64::NAN,
+    next: None,
 };
 
 impl Posterior {
     /// The rate after observing `y`.
-    fn s_after(&self, y: f64) -> f64 {
-        let r = PRIOR_R + f64::from(self.n);
+    fn s_after(&self, terms: &Terms, y: f64) -> f64 {
         let d = y - self.m;
-        self.s + r / (r + 1.0) * d * d
+        self.s + terms.shrink * d * d
     }
 
-    /// `ln` of the posterior predictive density of `y` (a Student-t), remembering the rate's
-    /// logarithm for [`Self::observe`].
+    /// `ln` of the posterior predictive density of `y` (a Student-t), remembering the rate and
+    /// its logarithm for [`Self::observe`].
     fn ln_predictive(&mut self, y: f64) -> f64 {
-        let ln_s_next = self.s_after(y).ln();
-        self.ln_s_next = ln_s_next;
-        let v = PRIOR_V + f64::from(self.n);
-        constant(self.n) + 0.5 * v * self.ln_s - 0.5 * (v + 1.0) * ln_s_next
+        let terms = terms(self.n);
+        let s_next = self.s_after(&terms, y);
+        let ln_s_next = s_next.ln();
+        self.next = Some((s_next, ln_s_next));
+        terms.constant + terms.half_v * self.ln_s - (terms.half_v + 0.5) * ln_s_next
     }
 
     /// Adds `y` to the posterior.
     fn observe(&mut self, y: f64) {
-        let s = self.s_after(y);
-        let r = PRIOR_R + f64::from(self.n);
-        self.m += (y - self.m) / (r + 1.0);
+        let terms = terms(self.n);
+        let (s, ln_s) = self.next.take().unwrap_or_else(|| {
+            let s = self.s_after(&terms, y);
+            (s, s.ln())
+        });
+        self.m += (y - self.m) * terms.step;
         self.s = s;
-        self.ln_s = if self.ln_s_next.is_nan() {
-            s.ln()
-        } else {
-            self.ln_s_next
-        };
-        self.ln_s_next = f64::NAN;
+        self.ln_s = ln_s;
         self.n = self.n.saturating_add(1);
     }
 }
 
-/// The terms of `ln p(y)` that depend only on the number of observations `n`: those of the
-/// normalising constants `ln Z(r, v)` of the posterior after and before `y`, and `-½ ln 2π`.
-fn constant(n: u32) -> f64 {
-    static TABLE: OnceLock<Vec<f64>> = OnceLock::new();
-    let table = TABLE.get_or_init(|| (0..TABLED as u32).map(compute_constant).collect());
+/// What the predictive and the update need that depends only on the number of observations.
+#[derive(Clone, Copy, Debug)]
+struct Terms {
+    /// The terms of `ln p(y)` without the rate: those of the normalising constants
+    /// `ln Z(r, v)` of the posterior after and before `y`, and `-½ ln 2π`.
+    constant: f64,
+    /// `v / 2`.
+    half_v: f64,
+    /// `r / (r + 1)`: how much of the squared surprise the rate takes.
+    shrink: f64,
+    /// `1 / (r + 1)`: how far the location moves towards a new value.
+    step: f64,
+}
+
+/// The [`Terms`] of a posterior of `n` observations, tabulated once for all series.
+fn terms(n: u32) -> Terms {
+    static TABLE: OnceLock<Vec<Terms>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| (0..TABLED as u32).map(compute_terms).collect());
     match table.get(n as usize) {
-        Some(c) => *c,
-        None => compute_constant(n),
+        Some(t) => *t,
+        None => compute_terms(n),
     }
 }
 
-fn compute_constant(n: u32) -> f64 {
+fn compute_terms(n: u32) -> Terms {
     use changepoint::rv::misc::ln_gammafn;
     use std::f64::consts::{LN_2, PI};
     let n = f64::from(n);
     let (r, v) = (PRIOR_R + n, PRIOR_V + n);
     // ln Z(r, s, v) = (v + 1)/2 ln 2 + ½ ln π − ½ ln r − v/2 ln s + ln Γ(v/2); the s terms are
     // the caller's.
-    -0.5 * (2.0 * PI).ln() + 0.5 * LN_2 - 0.5 * ((r + 1.0) / r).ln() + ln_gammafn(0.5 * (v + 1.0))
-        - ln_gammafn(0.5 * v)
+    let constant = -0.5 * (2.0 * PI).ln() + 0.5 * LN_2 - 0.5 * ((r + 1.0) / r).ln()
+        + ln_gammafn(0.5 * (v + 1.0))
+        - ln_gammafn(0.5 * v);
+    Terms {
+        constant,
+        half_v: 0.5 * v,
+        shrink: r / (r + 1.0),
+        step: 1.0 / (r + 1.0),
+    }
 }
 
 /// The run-length distribution of one series, stepped one value at a time.
