@@ -52,6 +52,9 @@ const SETTINGS: &[(&str, &str)] = &[
 pub fn install(ctx: &SessionContext, catalog: &str) -> DfResult<()> {
     setup_pg_catalog(ctx, catalog, EmptyContextProvider).map_err(|e| *e)?;
     ctx.register_udf(ScalarUDF::new_from_impl(CurrentSetting::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(
+        super::date_trunc::UtcDateTrunc::default(),
+    ));
     Ok(())
 }
 

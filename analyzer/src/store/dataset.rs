@@ -82,6 +82,24 @@ impl Dataset {
         }
     }
 
+    /// The columns a flush orders each file's rows by: the low-cardinality ones queries filter
+    /// and group on, then time (see [`super::order`]). The derived tables are small and
+    /// written in arrival order.
+    pub fn sort_key(self) -> &'static [&'static str] {
+        match self {
+            Dataset::Spans => &["kind", "region", "service_name", "http_route", "time"],
+            Dataset::Metrics => &["region", "service_name", "name", "time"],
+            Dataset::Logs => &["region", "service_name", "time"],
+            Dataset::Probes => &["vantage_region", "endpoint", "time"],
+            Dataset::Red
+            | Dataset::Anomalies
+            | Dataset::Forecasts
+            | Dataset::Health
+            | Dataset::Recommendations
+            | Dataset::Alerts => &[],
+        }
+    }
+
     /// The signal stored in this table, if collectors send it.
     pub fn signal(self) -> Option<Signal> {
         match self {

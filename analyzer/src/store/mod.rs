@@ -11,6 +11,7 @@ mod dataset;
 pub mod ledger;
 mod lifecycle;
 mod objects;
+pub mod order;
 mod parquet;
 mod prune;
 pub mod table;
@@ -383,7 +384,7 @@ impl Store {
         let rows = snapshot.hot_rows;
         let appended = snapshot.appended;
         let encoded = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            parquet::encode_by_hour(&signal.schema(), &snapshot.hot)
+            parquet::encode_by_hour(&signal.schema(), &snapshot.hot, signal.sort_key())
         })
         .await
         .map_err(StoreError::task("flush"))??;

@@ -1,7 +1,6 @@
 //! Writing batches to Parquet files partitioned by table and hour, each in one step, merging
 //! them, and finding them again at start-up.
 
-use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -12,7 +11,7 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, NaiveDate, Utc};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
@@ -30,6 +29,9 @@ const UNIQUE_COLUMNS: &[&str] = &[
     "observed_time",
     "duration_ns",
 ];
+
+/// Timestamp columns, written as bit-packed differences.
+const TIME_COLUMNS: &[&str] = &["time", "end_time", "start_time", "observed_time"];
 
 /// Nanoseconds in an hour: the partition width.
 pub const HOUR_NS: i64 = 3_600_000_000_000;
@@ -97,6 +99,11 @@ fn writer_properties() -> WriterProperties {
     for column in UNIQUE_COLUMNS {
         props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
     }
+    // Within a sorted run ([`super::order`]) timestamps rise by little: differences bit-packed
+    // take a fraction of the eight bytes plain values take before zstd.
+    for column in TIME_COLUMNS {
+        props = props.set_column_encoding(ColumnPath::from(*column), Encoding::DELTA_BINARY_PACKED);
+    }
     // "The spans of this trace" is a needle in a haystack: a bloom filter per row group lets a
     // lookup by trace id skip almost every row group (about 1% false positives).
     props = props
@@ -115,30 +122,28 @@ fn file_name(id: u64) -> String {
 }
 
 /// Encodes `batches` (all of `schema`) as one zstd Parquet file per hour partition, in hour
-/// order (CPU work: run it off the async runtime). Each batch goes to its hour's writer as it
-/// is, so a flush never holds a second, concatenated copy of the hot rows: the writers buffer
-/// only their open row group, encoded.
+/// order, each hour's rows ordered by `sort_key` ([`super::order`]; CPU work: run it off the
+/// async runtime). Besides the hot rows a flush holds only the sort key's columns, the
+/// permutation and one row group being written: never a second copy of the hot rows.
 pub fn encode_by_hour(
     schema: &SchemaRef,
     batches: &[RecordBatch],
+    sort_key: &[&str],
 ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
-    let mut writers: BTreeMap<i64, ArrowWriter<Vec<u8>>> = BTreeMap::new();
+    let mut hours: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
     for batch in batches.iter().filter(|b| b.num_rows() > 0) {
         for (hour, rows) in split_by_hour(batch)? {
-            let writer = match writers.entry(hour) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => e.insert(ArrowWriter::try_new(
-                    Vec::new(),
-                    Arc::clone(schema),
-                    Some(writer_properties()),
-                )?),
-            };
-            writer.write(&rows)?;
+            hours.entry(hour).or_default().push(rows);
         }
     }
-    writers
+    hours
         .into_iter()
-        .map(|(hour, writer)| Ok((hour, writer.into_inner()?)))
+        .map(|(hour, rows)| {
+            let mut writer =
+                ArrowWriter::try_new(Vec::new(), Arc::clone(schema), Some(writer_properties()))?;
+            super::order::write_sorted(schema, &rows, sort_key, |chunk| Ok(writer.write(chunk)?))?;
+            Ok((hour, writer.into_inner()?))
+        })
         .collect()
 }
 
