@@ -1,7 +1,7 @@
 //! Level shifts and changepoints by Bayesian online changepoint detection (BOCPD, Adams &
 //! MacKay 2007; the recursion of the `changepoint` crate augurs-changepoint wraps, stepped
-//! online by [`super::bocpd::RunLengths`]). It is fed values standardised by a robust rolling median and spread
-//! ([`super::robust::RobustDeviation`]), clipped so one outlier does not start a new segment (a
+//! online by [`super::bocpd::RunLengths`]). It is fed values standardised by a robust rolling
+//! median and spread ([`super::robust::RobustDeviation`]), clipped so one outlier does not start a new segment (a
 //! Gaussian model would) while a sustained shift does.
 
 use super::bocpd::RunLengths;
@@ -69,7 +69,7 @@ impl Changepoints {
     pub fn new(hazard: f64, min_run: usize) -> Self {
         let hazard = hazard.max(2.0);
         Self {
-            bocpd: Self::fresh(hazard),
+            bocpd: RunLengths::new(hazard),
             hazard,
             held: 0,
             recent: std::collections::VecDeque::with_capacity(KEEP),
@@ -77,10 +77,6 @@ impl Changepoints {
             min_run,
             reported: false,
         }
-    }
-
-    fn fresh(hazard: f64) -> RunLengths {
-        RunLengths::new(hazard)
     }
 
     /// Hypotheses (run lengths) held after the last value; bounded by the rebuilds.
@@ -108,7 +104,7 @@ impl Changepoints {
             .map_or(0, |(i, _)| i);
         let short: f64 = run_lengths.iter().take(SHORT_RUN).sum();
         if self.held > MAX_RUN_LENGTHS {
-            self.bocpd = Self::fresh(self.hazard);
+            self.bocpd = RunLengths::new(self.hazard);
             for v in &self.recent {
                 self.held = self.bocpd.step(*v).len();
             }

@@ -14,8 +14,9 @@ use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
 };
 
-/// Nanoseconds in an hour and a day.
-const HOUR_NS: i64 = 3_600_000_000_000;
+use crate::store::HOUR_NS;
+
+/// Nanoseconds in a day.
 const DAY_NS: i64 = 24 * HOUR_NS;
 
 /// `date_trunc` with the UTC hour and day done by arithmetic (same results, same types).

@@ -33,7 +33,7 @@ pub use dataset::Dataset;
 use ledger::{LedgerState, Origin};
 pub use lifecycle::{CompactionConfig, Maintenance, RetentionConfig};
 pub use objects::Objects;
-pub use parquet::StoredFile;
+pub use parquet::{StoredFile, HOUR_NS};
 use table::Table;
 
 /// The checkpoint object under each table's prefix.

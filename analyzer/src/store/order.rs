@@ -111,17 +111,19 @@ pub fn write_sorted(
 /// instead) when a column is of another type, the ranks need more than 64 bits or the integer
 /// column has nulls. Why: comparing the strings row against row was a quarter of a flush's CPU.
 fn ranked_permutation(columns: &[SortColumn]) -> Option<Vec<u32>> {
-    let (last, strings) = match columns.split_last()?.0.values.data_type() {
-        DataType::Int64 | DataType::Timestamp(_, _) => columns.split_last()?,
-        _ => (columns.last()?, columns),
-    };
-    let integers: Option<Vec<i64>> = match last.values.data_type() {
-        DataType::Int64 | DataType::Timestamp(_, _) if last.values.null_count() == 0 => {
+    let (last, rest) = columns.split_last()?;
+    let (integers, strings) = match last.values.data_type() {
+        DataType::Int64 | DataType::Timestamp(_, _) => {
+            if last.values.null_count() > 0 {
+                return None;
+            }
             let cast = arrow::compute::cast(&last.values, &DataType::Int64).ok()?;
-            Some(cast.as_primitive::<Int64Type>().values().to_vec())
+            (
+                Some(cast.as_primitive::<Int64Type>().values().to_vec()),
+                rest,
+            )
         }
-        DataType::Int64 | DataType::Timestamp(_, _) => return None,
-        _ => None,
+        _ => (None, columns),
     };
     let rows = last.values.len();
     let mut packed = vec![0u64; rows];
