@@ -1,6 +1,7 @@
 //! `meridian`: the command line. Parses flags, loads the configuration and wires the stages;
 //! the stages themselves live in the `meridian-collector` and `meridian-analyzer` crates.
 
+mod allocator;
 mod bench;
 mod config;
 mod demo;
@@ -11,11 +12,6 @@ mod run;
 use clap::{Parser, Subcommand};
 
 use crate::config::{MeridianConfig, Overrides};
-
-// OTLP decoding and Arrow building allocate many small strings; mimalloc handles that pattern
-// much better than glibc's allocator (see docs/BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Observability and anomaly detection for multi-region API gateways.
 #[derive(Parser)]
@@ -74,8 +70,16 @@ fn init_logging() {
         .init();
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime's threads allocate anything.
+    allocator::tune();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run_command())
+}
+
+async fn run_command() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging();
     let mut config = MeridianConfig::load(&cli.overrides)?;

@@ -158,8 +158,19 @@ fn uuid_like() -> String {
     format!("{:08x}", rand::random::<u32>())
 }
 
-/// Measures one protocol through `transport` against a fresh pipeline; returns spans/s.
-pub async fn run(load: &Load<'_>, transport: &Transport) -> anyhow::Result<f64> {
+/// What one ingest measurement found.
+#[derive(Clone, Copy, Debug)]
+pub struct Measured {
+    /// Spans/s from the first request until SQL counts every span.
+    pub rate: f64,
+    /// Spans per CPU-second of this whole process (load generator included), from the first
+    /// request until the pipeline has stopped, its last flush to Parquet done: steadier than
+    /// wall time on a shared machine.
+    pub per_cpu_s: f64,
+}
+
+/// Measures one protocol through `transport` against a fresh pipeline.
+pub async fn run(load: &Load<'_>, transport: &Transport) -> anyhow::Result<Measured> {
     let (protocol, spans, batch, concurrency) =
         (load.protocol, load.spans, load.batch, load.concurrency);
     anyhow::ensure!(
@@ -169,14 +180,9 @@ pub async fn run(load: &Load<'_>, transport: &Transport) -> anyhow::Result<f64> 
     let pipeline = Pipeline::start(transport).await?;
     let collector = &pipeline.collector;
     let requests = spans.div_ceil(batch);
-    let payloads: Arc<Vec<bytes::Bytes>> = Arc::new(
-        (0..32)
-            .map(|i| gateway_request(batch, i).encode_to_vec().into())
-            .collect(),
-    );
+    let payloads = trace_payloads(batch);
     let total = requests * batch;
     let mut seen = 0usize;
-    let grpc_mode = protocol == "grpc";
     let stop_queries = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let queries_done = Arc::new(AtomicUsize::new(0));
     let query_tasks: Vec<_> = (0..load.query_load)
@@ -193,62 +199,15 @@ pub async fn run(load: &Load<'_>, transport: &Transport) -> anyhow::Result<f64> 
         })
         .collect();
     {
-        let next = Arc::new(AtomicUsize::new(0));
-        let retries = Arc::new(AtomicUsize::new(0));
+        let cpu = super::cpu::Clock::new()?;
+        let cpu_before = cpu.seconds(std::process::id())?;
         let started = Instant::now();
-        let mut clients = Vec::new();
-        for _ in 0..concurrency {
-            let next = Arc::clone(&next);
-            let retries = Arc::clone(&retries);
-            let payloads = Arc::clone(&payloads);
-            let grpc = format!("http://{}", collector.grpc_addr);
-            let http = format!("http://{}/v1/traces", collector.http_addr);
-            clients.push(tokio::spawn(async move {
-                let mut grpc_client = if grpc_mode {
-                    Some(RawTraceClient::connect(grpc).await?)
-                } else {
-                    None
-                };
-                let http_client = reqwest::Client::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= requests {
-                        return anyhow::Ok(());
-                    }
-                    let body = &payloads[i % payloads.len()];
-                    loop {
-                        let ok = match grpc_client.as_mut() {
-                            Some(c) => match c.export(body.clone()).await {
-                                Ok(_) => true,
-                                Err(s) if s.code() == tonic::Code::Unavailable => false,
-                                Err(s) => anyhow::bail!("gRPC export failed: {s}"),
-                            },
-                            None => {
-                                let r = http_client
-                                    .post(&http)
-                                    .header("content-type", "application/x-protobuf")
-                                    .body(body.clone())
-                                    .send()
-                                    .await?;
-                                match r.status().as_u16() {
-                                    200 => true,
-                                    429 | 503 => false,
-                                    s => anyhow::bail!("HTTP export failed: {s}"),
-                                }
-                            }
-                        };
-                        if ok {
-                            break;
-                        }
-                        retries.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-            }));
-        }
-        for c in clients {
-            c.await.context("client panicked")??;
-        }
+        let target = Target {
+            protocol,
+            grpc_addr: collector.grpc_addr,
+            http_addr: collector.http_addr,
+        };
+        let retries = send_all(&target, &payloads, requests, concurrency).await?;
         let sent = started.elapsed();
         seen += total;
         while pipeline.count("SELECT count(*) AS n FROM spans").await? < seen {
@@ -269,15 +228,16 @@ pub async fn run(load: &Load<'_>, transport: &Transport) -> anyhow::Result<f64> 
         } else {
             String::new()
         };
+        pipeline.stop().await?;
+        let per_cpu_s = total as f64 / (cpu.seconds(std::process::id())? - cpu_before);
         println!(
-            "{protocol:>4} {:>10}: {total} spans in {:.2}s → {rate:.0} spans/s end to end (accepted in {:.2}s, {} backpressure retries, {concurrency} clients, {batch} spans/request{under})",
+            "{protocol:>4} {:>10}: {total} spans in {:.2}s → {rate:.0} spans/s end to end (accepted in {:.2}s, {} backpressure retries, {concurrency} clients, {batch} spans/request{under}); {per_cpu_s:.0} spans per CPU-second to the last flush",
             transport.name(),
             visible.as_secs_f64(),
             sent.as_secs_f64(),
-            retries.load(Ordering::Relaxed),
+            retries,
         );
-        pipeline.stop().await?;
-        Ok(rate)
+        Ok(Measured { rate, per_cpu_s })
     }
 }
 
@@ -349,4 +309,91 @@ fn trace_request_for(
         }
     }
     request
+}
+
+/// 32 encoded gateway-like trace requests of `batch` spans each, sent round-robin by the load
+/// generator (bytes passed through untouched, so clients spend no CPU encoding).
+pub fn trace_payloads(batch: usize) -> Arc<Vec<bytes::Bytes>> {
+    Arc::new(
+        (0..32)
+            .map(|i| gateway_request(batch, i).encode_to_vec().into())
+            .collect(),
+    )
+}
+
+/// Where a load generator sends: the protocol and the collector's two OTLP addresses.
+pub struct Target<'a> {
+    /// `grpc` or `http`.
+    pub protocol: &'a str,
+    /// The OTLP/gRPC receiver.
+    pub grpc_addr: std::net::SocketAddr,
+    /// The OTLP/HTTP receiver.
+    pub http_addr: std::net::SocketAddr,
+}
+
+/// Sends `requests` requests (taken round-robin from `payloads`) over `concurrency` connections,
+/// retrying each refused with backpressure after 20 ms; returns how many retries that took.
+pub async fn send_all(
+    target: &Target<'_>,
+    payloads: &Arc<Vec<bytes::Bytes>>,
+    requests: usize,
+    concurrency: usize,
+) -> anyhow::Result<usize> {
+    let grpc_mode = target.protocol == "grpc";
+    let next = Arc::new(AtomicUsize::new(0));
+    let retries = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..concurrency {
+        let next = Arc::clone(&next);
+        let retries = Arc::clone(&retries);
+        let payloads = Arc::clone(payloads);
+        let grpc = format!("http://{}", target.grpc_addr);
+        let http = format!("http://{}/v1/traces", target.http_addr);
+        clients.push(tokio::spawn(async move {
+            let mut grpc_client = if grpc_mode {
+                Some(RawTraceClient::connect(grpc).await?)
+            } else {
+                None
+            };
+            let http_client = reqwest::Client::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= requests {
+                    return anyhow::Ok(());
+                }
+                let body = &payloads[i % payloads.len()];
+                loop {
+                    let ok = match grpc_client.as_mut() {
+                        Some(c) => match c.export(body.clone()).await {
+                            Ok(_) => true,
+                            Err(s) if s.code() == tonic::Code::Unavailable => false,
+                            Err(s) => anyhow::bail!("gRPC export failed: {s}"),
+                        },
+                        None => {
+                            let r = http_client
+                                .post(&http)
+                                .header("content-type", "application/x-protobuf")
+                                .body(body.clone())
+                                .send()
+                                .await?;
+                            match r.status().as_u16() {
+                                200 => true,
+                                429 | 503 => false,
+                                s => anyhow::bail!("HTTP export failed: {s}"),
+                            }
+                        }
+                    };
+                    if ok {
+                        break;
+                    }
+                    retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }));
+    }
+    for c in clients {
+        c.await.context("client panicked")??;
+    }
+    Ok(retries.load(Ordering::Relaxed))
 }

@@ -5,6 +5,8 @@
 //! - `ingest`: spans/s from a load generator on this machine, over OTLP/gRPC and OTLP/HTTP, into
 //!   a standalone pipeline, until every span is visible to SQL; with `--kafka-brokers`, through
 //!   a disk-buffered collector, Kafka and a consuming analyzer, against the in-process baseline.
+//! - `collector`: CPU per span of a `meridian collector` process alone (disk buffer, Kafka sink),
+//!   as spans/s per core, against the decode-only rate.
 //! - `freshness`: export-to-visible-in-SQL latency percentiles, in-process and through Kafka.
 //! - `wire`: bytes per span of the Kafka messages against OTLP protobuf + zstd.
 //! - `detect`: streaming detector update cost and memory per series against a windowed
@@ -12,7 +14,9 @@
 //! - `query`: gateway questions over 10M spans, Meridian's SQL API against DuckDB on the same
 //!   Parquet files.
 
+mod collector;
 mod convert;
+mod cpu;
 mod detect;
 mod figures;
 mod ingest;
@@ -63,6 +67,25 @@ pub enum Which {
         /// report the ratio to the run without.
         #[arg(long, default_value_t = 0)]
         query_load: usize,
+    },
+    /// CPU per span of a `meridian collector` child process alone (disk buffer with fsync
+    /// "always", Kafka sink): spans per CPU-second, against prost's decode-only rate.
+    Collector {
+        /// Kafka brokers of the collector's sink.
+        #[arg(long, env = "MERIDIAN_KAFKA_BROKERS")]
+        kafka_brokers: String,
+        /// Spans to send (after a one-request warm-up).
+        #[arg(long, default_value_t = 1_000_000)]
+        spans: usize,
+        /// Spans per request.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Concurrent client connections.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Protocols to measure, one collector process each: `grpc`, `http`.
+        #[arg(long, value_delimiter = ',', default_value = "grpc,http")]
+        protocols: Vec<String>,
     },
     /// Export-to-visible-in-SQL latency, in-process and (with `--kafka-brokers`) through Kafka.
     Freshness {
@@ -121,6 +144,7 @@ impl Which {
         match self {
             Which::Convert { .. } => "convert",
             Which::Ingest { .. } => "ingest",
+            Which::Collector { .. } => "collector",
             Which::Freshness { .. } => "freshness",
             Which::Wire { .. } => "wire",
             Which::Detect { .. } => "detect",
@@ -159,6 +183,11 @@ async fn measure(
             kafka_brokers,
             query_load,
         } => {
+            // The baseline of the same run: prost decoding the same payloads on one core, before
+            // and after the pipelines ran (the better of the two, as the machine is noisy).
+            let payloads = ingest::trace_payloads(batch);
+            let mut decode = convert::decode_rate(&payloads, 200, batch)?;
+            let mut rates = Vec::new();
             for protocol in &protocols {
                 let load = ingest::Load {
                     protocol,
@@ -167,11 +196,19 @@ async fn measure(
                     concurrency,
                     query_load: 0,
                 };
-                let direct = ingest::run(&load, &ingest::Transport::InProcess).await?;
+                let measured = ingest::run(&load, &ingest::Transport::InProcess).await?;
+                let direct = measured.rate;
                 figures.add(format!("{protocol}_in_process_spans_per_s"), direct);
+                figures.add(
+                    format!("{protocol}_in_process_spans_per_cpu_s"),
+                    measured.per_cpu_s,
+                );
+                rates.push((protocol, direct));
                 if query_load > 0 {
                     let loaded = ingest::Load { query_load, ..load };
-                    let under = ingest::run(&loaded, &ingest::Transport::InProcess).await?;
+                    let under = ingest::run(&loaded, &ingest::Transport::InProcess)
+                        .await?
+                        .rate;
                     println!(
                         "{protocol:>4}: ingest under {query_load} query loops / alone, throughput ratio {:.2}",
                         under / direct
@@ -183,6 +220,8 @@ async fn measure(
                     let kafka =
                         ingest::run(&load, &ingest::Transport::Kafka(brokers.clone(), encoding))
                             .await?;
+                    figures.add(format!("{protocol}_kafka_spans_per_cpu_s"), kafka.per_cpu_s);
+                    let kafka = kafka.rate;
                     println!(
                         "{protocol:>4}: kafka / in-process throughput ratio {:.2}",
                         kafka / direct
@@ -193,6 +232,38 @@ async fn measure(
                         kafka / direct,
                     );
                 }
+            }
+            decode = decode.max(convert::decode_rate(&payloads, 200, batch)?);
+            println!("decode-only baseline (prost, one core, same payloads): {decode:.0} spans/s");
+            figures.add("decode_spans_per_s", decode);
+            for (protocol, direct) in rates {
+                println!(
+                    "{protocol:>4}: in-process end to end / decode-only = {:.2}",
+                    direct / decode
+                );
+                figures.add(
+                    format!("{protocol}_in_process_ratio_vs_decode"),
+                    direct / decode,
+                );
+            }
+            Ok(())
+        }
+        Which::Collector {
+            kafka_brokers,
+            spans,
+            batch,
+            concurrency,
+            protocols,
+        } => {
+            for protocol in &protocols {
+                let load = collector::CollectorLoad {
+                    brokers: &kafka_brokers,
+                    protocol,
+                    spans,
+                    batch,
+                    concurrency,
+                };
+                collector::run(&load, figures).await?;
             }
             Ok(())
         }

@@ -8,11 +8,11 @@ use object_store::path::Path;
 
 use arrow::array::{Array, BooleanArray, RecordBatch, TimestampNanosecondArray};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Schema, SchemaRef};
 use chrono::{DateTime, NaiveDate, Utc};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
+use parquet::basic::{Compression, Encoding, Type as PhysicalType, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::objects::Objects;
@@ -29,6 +29,9 @@ const UNIQUE_COLUMNS: &[&str] = &[
     "observed_time",
     "duration_ns",
 ];
+
+/// Random identifiers: min/max statistics never prune by them.
+const RANDOM_ID_COLUMNS: &[&str] = &["trace_id", "span_id", "parent_span_id"];
 
 /// Timestamp columns, written as bit-packed differences.
 const TIME_COLUMNS: &[&str] = &["time", "end_time", "start_time", "observed_time"];
@@ -90,14 +93,18 @@ fn partition(table: &Path, hour_start: i64) -> Path {
 }
 
 /// How every Parquet file of the store is written: zstd, 64 Ki-row row groups (with min/max
-/// statistics, which prune by `time`), no dictionary for per-row unique columns.
-fn writer_properties() -> WriterProperties {
+/// statistics, which prune by `time`), no dictionary for per-row unique columns, and no
+/// statistics where no query can prune by them (see [`pruning_statistics`]).
+fn writer_properties(schema: &Schema) -> WriterProperties {
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
         .set_max_row_group_row_count(Some(64 * 1024));
     // Ids are unique per row: a dictionary only costs CPU (interning) and never shrinks them.
     for column in UNIQUE_COLUMNS {
         props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+    }
+    for column in no_statistics(schema) {
+        props = props.set_column_statistics_enabled(column, EnabledStatistics::None);
     }
     // Within a sorted run ([`super::order`]) timestamps rise by little: differences bit-packed
     // take a fraction of the eight bytes plain values take before zstd.
@@ -111,6 +118,26 @@ fn writer_properties() -> WriterProperties {
         .set_column_bloom_filter_fpp(ColumnPath::from("trace_id"), 0.01)
         .set_column_bloom_filter_max_ndv(ColumnPath::from("trace_id"), 64 * 1024);
     props.build()
+}
+
+/// The string columns written without min/max statistics: every one nested in a map, list or
+/// struct (attributes, events, links), which no filter prunes by, and the random ids, whose
+/// range covers every page (the trace id's bloom filter serves lookups). Keeping a byte-array
+/// minimum and maximum costs two comparisons per value: a tenth of a flush's CPU when every
+/// column had them.
+fn no_statistics(schema: &Schema) -> Vec<ColumnPath> {
+    let Ok(descriptor) = ArrowSchemaConverter::new().convert(schema) else {
+        return Vec::new();
+    };
+    descriptor
+        .columns()
+        .iter()
+        .filter(|c| c.physical_type() == PhysicalType::BYTE_ARRAY)
+        .map(|c| c.path().clone())
+        .filter(|path| {
+            path.parts().len() > 1 || RANDOM_ID_COLUMNS.contains(&path.string().as_str())
+        })
+        .collect()
 }
 
 /// A file's final name for flush (or compaction) `id`.
@@ -139,8 +166,11 @@ pub fn encode_by_hour(
     hours
         .into_iter()
         .map(|(hour, rows)| {
-            let mut writer =
-                ArrowWriter::try_new(Vec::new(), Arc::clone(schema), Some(writer_properties()))?;
+            let mut writer = ArrowWriter::try_new(
+                Vec::new(),
+                Arc::clone(schema),
+                Some(writer_properties(schema)),
+            )?;
             super::order::write_sorted(schema, &rows, sort_key, |chunk| Ok(writer.write(chunk)?))?;
             Ok((hour, writer.into_inner()?))
         })
@@ -243,7 +273,7 @@ pub fn merge(
                 None => writer.insert(ArrowWriter::try_new(
                     Vec::new(),
                     batch.schema(),
-                    Some(writer_properties()),
+                    Some(writer_properties(&batch.schema())),
                 )?),
             };
             w.write(&batch)?;
@@ -369,5 +399,38 @@ mod tests {
         );
         assert!(!hour.join("f0000000000000002-b.parquet").exists());
         assert!(!hour.join(".compact-d.parquet.tmp").exists());
+    }
+
+    /// Guarantees: filter columns keep min/max statistics (so row groups and pages prune by
+    /// them); strings nested in maps and the random ids are written without.
+    #[test]
+    fn statistics_only_where_a_filter_can_prune() {
+        let schema = meridian_collector::schema::spans();
+        let skipped: Vec<String> = no_statistics(&schema).iter().map(|p| p.string()).collect();
+        for id in RANDOM_ID_COLUMNS {
+            assert!(skipped.contains(&(*id).to_owned()), "{id}: {skipped:?}");
+        }
+        assert!(
+            skipped.iter().any(|p| p.starts_with("attributes.")),
+            "the attribute map's keys and values: {skipped:?}"
+        );
+        for kept in [
+            "region",
+            "service_name",
+            "http_route",
+            "kind",
+            "time",
+            "url_path",
+        ] {
+            assert!(
+                !skipped.iter().any(|p| p == kept),
+                "{kept} must keep statistics"
+            );
+        }
+        let props = writer_properties(&schema);
+        let route = ColumnPath::from("http_route");
+        assert_ne!(props.statistics_enabled(&route), EnabledStatistics::None);
+        let trace = ColumnPath::from("trace_id");
+        assert_eq!(props.statistics_enabled(&trace), EnabledStatistics::None);
     }
 }
