@@ -11,7 +11,7 @@ const ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 /// Keep freed memory this long (ms) before returning it to the OS. mimalloc's default of 1 s
 /// returns what a flush frees just before ingest needs it again, and faulting it back in
 /// (zeroing every page) cost more CPU than decoding the requests.
-const PURGE_DELAY_MS: i64 = 10_000;
+const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -39,12 +39,16 @@ pub fn tune() {
 }
 
 /// Sets `option` unless `variable` is in the environment; whether it did.
-fn set_unless_in_env(option: libmimalloc_sys::mi_option_t, variable: &str, value: i64) -> bool {
+fn set_unless_in_env(
+    option: libmimalloc_sys::mi_option_t,
+    variable: &str,
+    value: std::ffi::c_long,
+) -> bool {
     if std::env::var_os(variable).is_some() {
         return false;
     }
     // SAFETY: mi_option_set only stores the value in mimalloc's option table.
-    unsafe { libmimalloc_sys::mi_option_set(option, value as std::ffi::c_long) };
+    unsafe { libmimalloc_sys::mi_option_set(option, value) };
     true
 }
 

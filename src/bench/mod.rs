@@ -33,6 +33,20 @@ pub struct BenchArgs {
     pub which: Which,
 }
 
+/// The load generator's clients, shared by the ingest and collector benchmarks.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Clients {
+    /// Spans per request.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Concurrent client connections.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Protocols to measure, each against a fresh pipeline or collector: `grpc`, `http`.
+    #[arg(long, value_delimiter = ',', default_value = "grpc,http")]
+    protocols: Vec<String>,
+}
+
 /// The benchmarks.
 #[derive(Clone, Debug, clap::Subcommand)]
 pub enum Which {
@@ -50,15 +64,8 @@ pub enum Which {
         /// Total spans per protocol.
         #[arg(long, default_value_t = 2_000_000)]
         spans: usize,
-        /// Spans per request.
-        #[arg(long, default_value_t = 1000)]
-        batch: usize,
-        /// Concurrent client connections.
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-        /// Protocols to measure, each against a fresh pipeline: `grpc`, `http`.
-        #[arg(long, value_delimiter = ',', default_value = "grpc,http")]
-        protocols: Vec<String>,
+        #[command(flatten)]
+        clients: Clients,
         /// Also measure through Kafka at these brokers (disk buffer + Kafka + consumer), in the
         /// collector's wire encoding (`--wire-encoding`).
         #[arg(long)]
@@ -77,15 +84,8 @@ pub enum Which {
         /// Spans to send (after a one-request warm-up).
         #[arg(long, default_value_t = 1_000_000)]
         spans: usize,
-        /// Spans per request.
-        #[arg(long, default_value_t = 1000)]
-        batch: usize,
-        /// Concurrent client connections.
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-        /// Protocols to measure, one collector process each: `grpc`, `http`.
-        #[arg(long, value_delimiter = ',', default_value = "grpc,http")]
-        protocols: Vec<String>,
+        #[command(flatten)]
+        clients: Clients,
     },
     /// Export-to-visible-in-SQL latency, in-process and (with `--kafka-brokers`) through Kafka.
     Freshness {
@@ -177,9 +177,12 @@ async fn measure(
         Which::Detect { series, points } => detect::run(series, points, detect, figures),
         Which::Ingest {
             spans,
-            batch,
-            concurrency,
-            protocols,
+            clients:
+                Clients {
+                    batch,
+                    concurrency,
+                    protocols,
+                },
             kafka_brokers,
             query_load,
         } => {
@@ -251,17 +254,15 @@ async fn measure(
         Which::Collector {
             kafka_brokers,
             spans,
-            batch,
-            concurrency,
-            protocols,
+            clients,
         } => {
-            for protocol in &protocols {
+            for protocol in &clients.protocols {
                 let load = collector::CollectorLoad {
                     brokers: &kafka_brokers,
                     protocol,
                     spans,
-                    batch,
-                    concurrency,
+                    batch: clients.batch,
+                    concurrency: clients.concurrency,
                 };
                 collector::run(&load, figures).await?;
             }
