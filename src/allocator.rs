@@ -56,9 +56,9 @@ fn set_unless_in_env(
 mod tests {
     use super::*;
 
-    /// Guarantees: the option numbers name the options meant. A libmimalloc-sys upgrade that
-    /// renumbers mimalloc's options changes what they read here (their defaults in v3: purge
-    /// delay 1000 ms, huge pages allowed), and this fails before a wrong option is set.
+    /// Guarantees: the option numbers name the options meant: a child process started with
+    /// mimalloc's own variables for the two options reads those values back through the
+    /// numbers, so a libmimalloc-sys upgrade that renumbers the options fails here.
     #[test]
     fn option_numbers_are_mimallocs() {
         let child = std::process::Command::new(std::env::current_exe().unwrap())

@@ -110,7 +110,7 @@ struct CollectorProcess {
 
 impl CollectorProcess {
     fn start(brokers: &str) -> anyhow::Result<Self> {
-        let unique = format!("{:08x}", rand::random::<u32>());
+        let unique = super::ingest::uuid_like();
         let dir = std::env::temp_dir().join(format!("meridian-bench-collector-{unique}"));
         std::fs::create_dir_all(&dir)?;
         let [grpc_addr, http_addr, api_addr] = free_addrs()?;

@@ -154,7 +154,7 @@ impl Pipeline {
 }
 
 /// A short random token for names that must not collide between runs.
-fn uuid_like() -> String {
+pub(super) fn uuid_like() -> String {
     format!("{:08x}", rand::random::<u32>())
 }
 
