@@ -25,57 +25,44 @@ const TAIL_MASS: f64 = 1e-6;
 /// Observation counts whose predictive constants are tabulated; beyond, they are computed.
 const TABLED: usize = 1024;
 
-/// The posterior of one run-length hypothesis.
+/// The posterior of one run-length hypothesis. Its number of observations is its place among
+/// the hypotheses (the newest, first, has seen none when a value arrives), so it is not kept.
 #[derive(Clone, Copy, Debug)]
 struct Posterior {
-    /// Values observed.
-    n: u32,
     /// Location.
     m: f64,
     /// Rate (rv's `s`).
     s: f64,
     /// `ln s`.
     ln_s: f64,
-    /// The rate after the value being stepped and its `ln`, when the predictive computed them.
-    next: Option<(f64, f64)>,
 }
 
 const PRIOR: Posterior = Posterior {
-    n: 0,
     m: PRIOR_M,
     s: PRIOR_S,
     ln_s: 0.0, // ln(PRIOR_S)
-    next: None,
 };
 
 impl Posterior {
-    /// The rate after observing `y`.
-    fn s_after(&self, terms: &Terms, y: f64) -> f64 {
+    /// `ln` of the posterior predictive density of `y` (a Student-t), then `y` added: the
+    /// logarithm of the rate after `y` is both the predictive's and the new posterior's.
+    fn predict_and_observe(&mut self, terms: &Terms, y: f64) -> f64 {
         let d = y - self.m;
-        self.s + terms.shrink * d * d
-    }
-
-    /// `ln` of the posterior predictive density of `y` (a Student-t), remembering the rate and
-    /// its logarithm for [`Self::observe`].
-    fn ln_predictive(&mut self, y: f64) -> f64 {
-        let terms = terms(self.n);
-        let s_next = self.s_after(&terms, y);
+        let s_next = self.s + terms.shrink * d * d;
         let ln_s_next = s_next.ln();
-        self.next = Some((s_next, ln_s_next));
-        terms.constant + terms.half_v * self.ln_s - (terms.half_v + 0.5) * ln_s_next
+        let ln_p = terms.constant + terms.half_v * self.ln_s - (terms.half_v + 0.5) * ln_s_next;
+        self.m += d * terms.step;
+        self.s = s_next;
+        self.ln_s = ln_s_next;
+        ln_p
     }
 
-    /// Adds `y` to the posterior.
-    fn observe(&mut self, y: f64) {
-        let terms = terms(self.n);
-        let (s, ln_s) = self.next.take().unwrap_or_else(|| {
-            let s = self.s_after(&terms, y);
-            (s, s.ln())
-        });
-        self.m += (y - self.m) * terms.step;
-        self.s = s;
-        self.ln_s = ln_s;
-        self.n = self.n.saturating_add(1);
+    /// Adds `y` (a hypothesis whose predictive was not needed).
+    fn observe(&mut self, terms: &Terms, y: f64) {
+        let d = y - self.m;
+        self.s += terms.shrink * d * d;
+        self.ln_s = self.s.ln();
+        self.m += d * terms.step;
     }
 }
 
@@ -93,13 +80,17 @@ struct Terms {
     step: f64,
 }
 
-/// The [`Terms`] of a posterior of `n` observations, tabulated once for all series.
-fn terms(n: u32) -> Terms {
+/// The [`Terms`] of posteriors of 0, 1, 2, … observations, tabulated once for all series.
+fn table() -> &'static [Terms] {
     static TABLE: OnceLock<Vec<Terms>> = OnceLock::new();
-    let table = TABLE.get_or_init(|| (0..TABLED as u32).map(compute_terms).collect());
-    match table.get(n as usize) {
+    TABLE.get_or_init(|| (0..TABLED as u32).map(compute_terms).collect())
+}
+
+/// The [`Terms`] of a posterior of `n` observations.
+fn terms(table: &[Terms], n: usize) -> Terms {
+    match table.get(n) {
         Some(t) => *t,
-        None => compute_terms(n),
+        None => compute_terms(u32::try_from(n).unwrap_or(u32::MAX)),
     }
 }
 
@@ -157,36 +148,48 @@ impl RunLengths {
     /// Adds `y`; returns the run-length distribution (index = run length, sums to one).
     pub fn step(&mut self, y: f64) -> &[f64] {
         self.posteriors.push_front(PRIOR);
+        let table = table();
+        // Hypotheses below this one have not taken `y` yet.
+        let mut unobserved = self.posteriors.len();
         if self.probabilities.is_empty() {
             // The first value is by definition a changepoint.
             self.probabilities.push(1.0);
         } else {
-            self.grow(y);
+            unobserved = self.grow(table, y);
         }
-        for posterior in &mut self.posteriors {
-            posterior.observe(y);
+        for (n, posterior) in self.posteriors.iter_mut().enumerate().take(unobserved) {
+            posterior.observe(&terms(table, n), y);
         }
         &self.probabilities
     }
 
     /// Moves each hypothesis' mass one run length on (or to a new run), weighted by how well
-    /// it predicted `y`, then normalises and drops the negligible longest runs.
-    fn grow(&mut self, y: f64) {
+    /// it predicted `y`, then normalises and drops the negligible longest runs. The
+    /// hypotheses it visits take `y` as they predict it; returns how many (from the newest)
+    /// it did not reach.
+    fn grow(&mut self, table: &[Terms], y: f64) -> usize {
         let h = self.hazard;
         let r = &mut self.probabilities;
         r.push(0.0);
         let (mut changed, mut total, mut seen) = (0.0, 0.0, 0.0);
-        for i in (0..r.len() - 1).rev() {
+        let last = r.len() - 1;
+        // The longest run's posterior predicts nothing this step.
+        self.posteriors[last].observe(&terms(table, last), y);
+        let mut unobserved = 0;
+        for i in (0..last).rev() {
+            let terms = terms(table, i);
             if r[i] == 0.0 {
                 r[i + 1] = 0.0;
+                self.posteriors[i].observe(&terms, y);
                 continue;
             }
-            let pp = self.posteriors[i].ln_predictive(y).exp();
+            let pp = self.posteriors[i].predict_and_observe(&terms, y).exp();
             seen += r[i];
             r[i + 1] = r[i] * pp * (1.0 - h);
             changed += r[i] * pp * h;
             total += r[i + 1];
             if 1.0 - seen < VISITED_MASS {
+                unobserved = i;
                 break;
             }
         }
@@ -209,6 +212,7 @@ impl RunLengths {
         for p in r.iter_mut() {
             *p /= kept;
         }
+        unobserved
     }
 }
 

@@ -56,6 +56,11 @@ impl SortedWindow {
     /// between their two places: what removing one and inserting the other would give, with a
     /// third of the copying (this runs for every point of every series).
     fn replace(&mut self, old: f64, new: f64) {
+        // A regular series' sampling steps, a flat metric: the same value leaves and enters,
+        // and the search below would shift every value equal to it by one place and back.
+        if old.total_cmp(&new).is_eq() {
+            return;
+        }
         let s = &mut self.sorted;
         let from = s.partition_point(|v| v.total_cmp(&old).is_lt());
         if from >= s.len() {

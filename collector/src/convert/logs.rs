@@ -9,7 +9,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 
 use super::attributes;
 use super::context::{ContextBuilder, RenderedContext};
-use super::{append_hex, check_id, ts, ConvertError, Converted, Rejections};
+use super::{append_hex, check_id, fitted, ts, ConvertError, Converted, Rejections};
 use crate::schema;
 
 /// Converts a logs export request to a `logs` batch, stamping `region` on every row.
@@ -100,6 +100,6 @@ pub fn logs_to_arrow(
         Arc::new(dropped.finish()),
     ];
     columns.extend(context.finish());
-    let batch = RecordBatch::try_new(schema::logs(), columns)?;
+    let batch = RecordBatch::try_new(schema::logs(), fitted(columns))?;
     Ok(rejections.into_converted(batch))
 }

@@ -21,7 +21,7 @@ use super::attributes::{self, StringMapBuilder};
 use super::context::{ContextBuilder, RenderedContext};
 use super::nested::NestedRows;
 use super::traces::enum_name;
-use super::{append_hex, promoted, ts, ConvertError, Converted, Rejections};
+use super::{append_hex, fitted, promoted, ts, ConvertError, Converted, Rejections};
 use crate::schema;
 
 pub(super) const TEMPORALITY: [&str; 3] = ["unspecified", "delta", "cumulative"];
@@ -325,7 +325,7 @@ impl MetricsBuilder {
             Arc::new(self.meta_types.finish()),
         ];
         columns.extend(self.context.finish());
-        Ok(RecordBatch::try_new(schema::metrics(), columns)?)
+        Ok(RecordBatch::try_new(schema::metrics(), fitted(columns))?)
     }
 }
 

@@ -13,7 +13,9 @@ use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use super::attributes;
 use super::context::{ContextBuilder, RenderedContext};
 use super::nested::NestedRows;
-use super::{append_hex, check_id, promoted, ts, with_hex, ConvertError, Converted, Rejections};
+use super::{
+    append_hex, check_id, fitted, promoted, ts, with_hex, ConvertError, Converted, Rejections,
+};
 use crate::schema;
 
 pub(super) const KINDS: [&str; 6] = [
@@ -247,6 +249,6 @@ pub fn traces_to_arrow(
         Arc::new(dropped_links.finish()),
     ];
     columns.extend(context.finish());
-    let batch = RecordBatch::try_new(schema::spans(), columns)?;
+    let batch = RecordBatch::try_new(schema::spans(), fitted(columns))?;
     Ok(rejections.into_converted(batch))
 }
