@@ -226,7 +226,7 @@ impl Store {
             let objects = Arc::clone(&self.objects);
             let runtime = tokio::runtime::Handle::current();
             let staged = tokio::task::spawn_blocking(move || {
-                parquet::merge(&objects, &runtime, &inputs, target)
+                parquet::merge(&objects, &runtime, &inputs, signal.sort_key(), target)
             })
             .await
             .map_err(StoreError::task("compaction"))??;

@@ -94,8 +94,9 @@ fn partition(table: &Path, hour_start: i64) -> Path {
 
 /// How every Parquet file of the store is written: zstd, 64 Ki-row row groups (with min/max
 /// statistics, which prune by `time`), no dictionary for per-row unique columns, and no
-/// statistics where no query can prune by them (see [`no_statistics`]).
-fn writer_properties(schema: &Schema) -> WriterProperties {
+/// statistics where no query can prune by them (see [`no_statistics`]); `sort_key`: the
+/// table's ([`super::dataset::Dataset::sort_key`]).
+fn writer_properties(schema: &Schema, sort_key: &[&str]) -> WriterProperties {
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
         .set_max_row_group_row_count(Some(64 * 1024));
@@ -103,7 +104,7 @@ fn writer_properties(schema: &Schema) -> WriterProperties {
     for column in UNIQUE_COLUMNS {
         props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
     }
-    for column in no_statistics(schema) {
+    for column in no_statistics(schema, sort_key) {
         props = props.set_column_statistics_enabled(column, EnabledStatistics::None);
     }
     // Within a sorted run ([`super::order`]) timestamps rise by little: differences bit-packed
@@ -120,12 +121,15 @@ fn writer_properties(schema: &Schema) -> WriterProperties {
     props.build()
 }
 
-/// The string columns written without min/max statistics: every one nested in a map, list or
-/// struct (attributes, events, links), which no filter prunes by, and the random ids, whose
-/// range covers every page (the trace id's bloom filter serves lookups). Keeping a byte-array
-/// minimum and maximum costs two comparisons per value: ~6% of the ingest profile when every
-/// column had them.
-fn no_statistics(schema: &Schema) -> Vec<ColumnPath> {
+/// The string columns written without min/max statistics. A byte-array minimum and maximum
+/// costs two comparisons per value (with every top-level string column keeping them, ~10% of
+/// the ingest profile, `memcmp` under the Parquet encoder), so they are kept only where a
+/// page's range is narrow enough to prune: a table sorted at flush keeps them for its sort
+/// key's strings alone (the columns queries and dashboards filter on; the others' pages hold
+/// nearly their whole range), a table written in arrival order (the small derived ones) for
+/// every top-level string. Never for strings nested in a map, list or struct (attributes,
+/// events, links), nor for the random ids (the trace id's bloom filter serves lookups).
+fn no_statistics(schema: &Schema, sort_key: &[&str]) -> Vec<ColumnPath> {
     let Ok(descriptor) = ArrowSchemaConverter::new().convert(schema) else {
         return Vec::new();
     };
@@ -135,7 +139,10 @@ fn no_statistics(schema: &Schema) -> Vec<ColumnPath> {
         .filter(|c| c.physical_type() == PhysicalType::BYTE_ARRAY)
         .map(|c| c.path().clone())
         .filter(|path| {
-            path.parts().len() > 1 || RANDOM_ID_COLUMNS.contains(&path.string().as_str())
+            let name = path.string();
+            path.parts().len() > 1
+                || RANDOM_ID_COLUMNS.contains(&name.as_str())
+                || (!sort_key.is_empty() && !sort_key.contains(&name.as_str()))
         })
         .collect()
 }
@@ -169,7 +176,7 @@ pub fn encode_by_hour(
             let mut writer = ArrowWriter::try_new(
                 Vec::new(),
                 Arc::clone(schema),
-                Some(writer_properties(schema)),
+                Some(writer_properties(schema, sort_key)),
             )?;
             super::order::write_sorted(schema, &rows, sort_key, |chunk| Ok(writer.write(chunk)?))?;
             Ok((hour, writer.into_inner()?))
@@ -227,13 +234,15 @@ fn partition_of(key: &Path) -> Path {
     Path::from_iter(parts[..parts.len().saturating_sub(1)].iter().cloned())
 }
 
-/// Merges `inputs` (files of one hour partition) into new staged files of about
-/// `target_bytes` each, batch by batch: memory stays at one input file plus one output.
+/// Merges `inputs` (files of one hour partition of a table sorted by `sort_key`) into new
+/// staged files of about `target_bytes` each, batch by batch: memory stays at one input file
+/// plus one output.
 /// Blocking: run it on a blocking thread; `runtime` drives the object store's I/O.
 pub fn merge(
     objects: &Objects,
     runtime: &tokio::runtime::Handle,
     inputs: &[StoredFile],
+    sort_key: &[&str],
     target_bytes: u64,
 ) -> Result<Vec<Staged>, StoreError> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -273,7 +282,7 @@ pub fn merge(
                 None => writer.insert(ArrowWriter::try_new(
                     Vec::new(),
                     batch.schema(),
-                    Some(writer_properties(&batch.schema())),
+                    Some(writer_properties(&batch.schema(), sort_key)),
                 )?),
             };
             w.write(&batch)?;
@@ -353,6 +362,7 @@ fn hour_start(date: &str, hour: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::dataset::Dataset;
 
     #[test]
     fn partitions_are_by_utc_date_and_hour() {
@@ -406,7 +416,11 @@ mod tests {
     #[test]
     fn statistics_only_where_a_filter_can_prune() {
         let schema = meridian_collector::schema::spans();
-        let skipped: Vec<String> = no_statistics(&schema).iter().map(|p| p.string()).collect();
+        let sort_key = Dataset::Spans.sort_key();
+        let skipped: Vec<String> = no_statistics(&schema, sort_key)
+            .iter()
+            .map(|p| p.string())
+            .collect();
         for id in RANDOM_ID_COLUMNS {
             assert!(skipped.contains(&(*id).to_owned()), "{id}: {skipped:?}");
         }
@@ -414,23 +428,33 @@ mod tests {
             skipped.iter().any(|p| p.starts_with("attributes.")),
             "the attribute map's keys and values: {skipped:?}"
         );
+        for unsorted in ["url_path", "name", "status_message", "peer_service"] {
+            assert!(
+                skipped.iter().any(|p| p == unsorted),
+                "{unsorted}: {skipped:?}"
+            );
+        }
         for kept in [
+            "kind",
             "region",
             "service_name",
             "http_route",
-            "kind",
             "time",
-            "url_path",
+            "duration_ns",
         ] {
             assert!(
                 !skipped.iter().any(|p| p == kept),
                 "{kept} must keep statistics"
             );
         }
-        let props = writer_properties(&schema);
+        let props = writer_properties(&schema, sort_key);
         let route = ColumnPath::from("http_route");
         assert_ne!(props.statistics_enabled(&route), EnabledStatistics::None);
         let trace = ColumnPath::from("trace_id");
         assert_eq!(props.statistics_enabled(&trace), EnabledStatistics::None);
+        // A table written in arrival order keeps them on every top-level string.
+        let red = Dataset::Red.schema();
+        let skipped = no_statistics(&red, Dataset::Red.sort_key());
+        assert!(skipped.iter().all(|p| p.parts().len() > 1), "{skipped:?}");
     }
 }
