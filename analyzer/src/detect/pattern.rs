@@ -59,17 +59,8 @@ impl PatternNovelty {
     /// Adds a standardised value; returns the root-mean-square distance of the current shape
     /// to the nearest remembered one that does not overlap it (0 while there is none).
     pub fn update(&mut self, standardised: f64) -> f64 {
-        let v = if standardised.is_finite() {
-            standardised.clamp(-50.0, 50.0) as f32
-        } else {
-            0.0
-        };
-        self.recent.push_back(v);
-        if self.recent.len() > self.length {
-            self.recent.pop_front();
-        }
         self.seen += 1;
-        if self.recent.len() < self.length {
+        if !push_recent(&mut self.recent, self.length, standardised) {
             return 0.0;
         }
         // In place: this runs for every point of every series.
@@ -126,6 +117,21 @@ impl PatternNovelty {
             0.0
         }
     }
+}
+
+/// Adds a standardised value (clamped; a missing one as 0) to the last `length`; whether they
+/// now make a whole shape.
+fn push_recent(recent: &mut VecDeque<f32>, length: usize, standardised: f64) -> bool {
+    let v = if standardised.is_finite() {
+        standardised.clamp(-50.0, 50.0) as f32
+    } else {
+        0.0
+    };
+    recent.push_back(v);
+    if recent.len() > length {
+        recent.pop_front();
+    }
+    recent.len() == length
 }
 
 /// The saved form (that of the versions which kept shapes one after another): the remembered
@@ -204,17 +210,8 @@ mod tests {
 
     impl Reference {
         fn update(&mut self, standardised: f64) -> f64 {
-            let v = if standardised.is_finite() {
-                standardised.clamp(-50.0, 50.0) as f32
-            } else {
-                0.0
-            };
-            self.recent.push_back(v);
-            if self.recent.len() > self.length {
-                self.recent.pop_front();
-            }
             self.seen += 1;
-            if self.recent.len() < self.length {
+            if !push_recent(&mut self.recent, self.length, standardised) {
                 return 0.0;
             }
             let current: Vec<f32> = self.recent.iter().copied().collect();
