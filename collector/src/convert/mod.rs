@@ -104,10 +104,10 @@ fn append_hex(builder: &mut StringBuilder, id: &[u8]) {
 }
 
 /// The columns with their buffers cut to their contents. Builders reserve for typical values
-/// (a string column 16 bytes a row, a map 8 entries), and a converted batch stays in the
-/// analyzer's hot buffer until it is flushed: spare capacity would be held, and its pages
-/// touched, for as long (1,375 bytes held for 814 of data per span, `meridian bench convert`).
-/// A buffer used to more than half is kept in place by the allocator, so most cost nothing.
+/// (a string column 16 bytes a row, a map 8 entries), and a converted batch waits in the
+/// collector's queue or the analyzer's hot buffer: spare capacity would be held for as long
+/// (1,375 bytes held for 814 of data per span before, `meridian bench convert`). A buffer used
+/// to more than half stays where it is (mimalloc's realloc); the others are copied.
 fn fitted(mut columns: Vec<ArrayRef>) -> Vec<ArrayRef> {
     for column in &mut columns {
         column.shrink_to_fit();
