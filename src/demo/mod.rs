@@ -31,7 +31,8 @@ pub struct DemoArgs {
     /// Requests per second per region at the daily mean.
     #[arg(long, default_value_t = 40.0)]
     pub rate: f64,
-    /// Length of one simulated day (the diurnal load cycle).
+    /// Length of one simulated day (the diurnal load cycle); the forecaster's season unless
+    /// `[analyzer.forecast]` sets one.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
     pub day: Duration,
     /// When the incident starts.
@@ -68,7 +69,8 @@ pub async fn run(mut config: MeridianConfig, args: DemoArgs) -> anyhow::Result<(
     // The simulated fleet has no autoscaler exporting its instance count: unless configured,
     // each region runs 4 instances of 30 req/s — fewer than the daily peak's forecast upper
     // bound with one region lost (N−1) needs at 70% utilisation, so the capacity path shows a
-    // `scale_out` ticket for each region early in the run (9 instances would need none).
+    // `scale_out` ticket for each region early in the run (about 8 are needed: 60 req/s at the
+    // peak, its 95% upper bound and half a lost region's share, at 21 req/s an instance).
     if capacity.instances.is_empty() && capacity.instances_metric.is_empty() {
         for (region, _) in FLEET {
             capacity.instances.insert(region.to_owned(), 4);
@@ -76,6 +78,17 @@ pub async fn run(mut config: MeridianConfig, args: DemoArgs) -> anyhow::Result<(
         if capacity.capacity_per_instance == 0.0 {
             capacity.capacity_per_instance = 30.0;
         }
+    }
+    // The simulated day is minutes long: unless configured, the forecaster's season is that day
+    // (it looks for two of them in the history) and it refits ten times a day, so forecasts
+    // follow the diurnal cycle as a production forecaster follows a real one.
+    let forecast = &mut config.analyzer.pipeline.forecast;
+    let defaults = meridian_analyzer::forecast::live::ForecastConfig::default();
+    if forecast.season == defaults.season {
+        forecast.season = args.day;
+    }
+    if forecast.refit == defaults.refit {
+        forecast.refit = (args.day / 10).max(Duration::from_secs(10));
     }
     let registry = Registry::new();
     let data_dir = config.data_dir();

@@ -109,6 +109,9 @@ pub struct CapacityPlanner {
     learned: BTreeMap<Key, f64>,
     #[serde(with = "crate::pairs")]
     rates: BTreeMap<Key, f64>,
+    /// The newest interval's rate of each route, for routes not (yet) forecast.
+    #[serde(default, with = "crate::pairs")]
+    route_rates: BTreeMap<Key, (i64, BTreeMap<String, f64>)>,
     #[serde(with = "crate::pairs")]
     window: BTreeMap<Key, VecDeque<(i64, u32)>>,
     #[serde(with = "crate::pairs")]
@@ -160,6 +163,17 @@ impl CapacityPlanner {
     pub fn observe_red(&mut self, config: &CapacityConfig, points: &[RedPoint]) {
         let mut rates: BTreeMap<(i64, Key), (f64, f64)> = BTreeMap::new();
         for p in points {
+            let newest = self
+                .route_rates
+                .entry((p.key.region.clone(), p.key.service.clone()))
+                .or_default();
+            if p.start_ns > newest.0 {
+                *newest = (p.start_ns, BTreeMap::new());
+            }
+            if p.start_ns == newest.0 {
+                *newest.1.entry(p.key.route.clone()).or_default() +=
+                    p.red.count as f64 / p.interval_s.max(1e-9);
+            }
             let e = rates
                 .entry((p.start_ns, (p.key.region.clone(), p.key.service.clone())))
                 .or_default();
@@ -249,8 +263,10 @@ impl CapacityPlanner {
         self.learned.get(key).copied().filter(|c| *c > 0.0)
     }
 
-    /// Forecast load (95% upper, summed over routes) of every (region, service) at the lead
-    /// time, with the horizon used, in one pass over the forecasts.
+    /// Forecast load (95% upper, summed over routes) of every (region, service) with a
+    /// forecast at the lead time, with the horizon used. A route with traffic but no forecast
+    /// yet (new, or its fit still queued) counts at its newest rate, so a service is never
+    /// planned on part of its routes.
     fn loads(&self, config: &CapacityConfig) -> BTreeMap<Key, (f64, i64)> {
         let lead = config.provisioning_lead_time.as_secs() as i64;
         let mut totals: BTreeMap<Key, (f64, i64)> = BTreeMap::new();
@@ -267,6 +283,22 @@ impl CapacityPlanner {
                 t.0 += hi.unwrap_or(*f).max(0.0);
                 t.1 = t.1.max(*h);
             }
+        }
+        for ((region, service), total) in totals.iter_mut() {
+            let Some((_, routes)) = self.route_rates.get(&(region.clone(), service.clone())) else {
+                continue;
+            };
+            total.0 += routes
+                .iter()
+                .filter(|(route, _)| {
+                    !self.forecasts.contains_key(&(
+                        region.clone(),
+                        service.clone(),
+                        (*route).clone(),
+                    ))
+                })
+                .map(|(_, rate)| rate)
+                .sum::<f64>();
         }
         totals
     }

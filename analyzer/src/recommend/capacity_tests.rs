@@ -142,3 +142,50 @@ fn on_a_ramp_scale_out_comes_a_lead_time_before_the_load_exceeds_capacity() {
         "scale-out {lead} s before the load exceeded capacity"
     );
 }
+
+/// Scenario: eu-west-1's `/x` has a forecast (95% upper 20 req/s at 15 min); its `/y` serves
+/// 12 req/s but has no forecast yet; then `/y` gets one of 4 req/s.
+/// Guarantees: until `/y` is forecast its newest rate counts (32 → 7 instances, a scale-out);
+/// once forecast, its forecast replaces the rate (24 → 5); a route gone from the newest
+/// interval no longer counts.
+#[test]
+fn a_route_without_a_forecast_counts_at_its_newest_rate() {
+    let c = config();
+    let red = |start_s: i64, route: &str, count: u64| RedPoint {
+        start_ns: start_s * S,
+        key: SeriesKey {
+            region: "eu-west-1".into(),
+            service: "api".into(),
+            route: route.into(),
+        },
+        interval_s: 10.0,
+        red: crate::derive::window::Red {
+            count,
+            errors: 0,
+            latency_ms: None,
+            count_source: "spans",
+            latency_source: None,
+        },
+    };
+    let mut p = CapacityPlanner::default();
+    p.observe_forecasts(&forecast("eu-west-1", 20.0));
+    p.observe_red(&c, &[red(0, "/x", 200), red(0, "/y", 120)]);
+    let key = ("eu-west-1".to_owned(), "api".to_owned());
+    let plan = &p.plans(&c, &BTreeMap::new())[&key];
+    assert_eq!((plan.load, plan.recommended), (32.0, 7));
+    let made = p.evaluate(&c, 15 * S, &BTreeMap::new()).made;
+    assert_eq!(made[0].kind, Kind::ScaleOut);
+
+    let mut y = forecast("eu-west-1", 4.0);
+    for f in &mut y {
+        f.key.route = "/y".into();
+    }
+    p.observe_forecasts(&y);
+    assert_eq!(p.plans(&c, &BTreeMap::new())[&key].load, 24.0);
+
+    let mut p = CapacityPlanner::default();
+    p.observe_forecasts(&forecast("eu-west-1", 20.0));
+    p.observe_red(&c, &[red(0, "/x", 200), red(0, "/y", 120)]);
+    p.observe_red(&c, &[red(10, "/x", 200)]);
+    assert_eq!(p.plans(&c, &BTreeMap::new())[&key].load, 20.0, "/y is gone");
+}
