@@ -181,6 +181,55 @@ async fn hostile_input_gets_proper_errors_and_the_process_keeps_serving() {
     let peak = m.peak_rss_kib();
     assert!(peak < 600 * 1024, "peak RSS {peak} KiB after the gRPC bomb");
 
+    // A gRPC message that is not an Export request is INVALID_ARGUMENT (not retryable, as
+    // OTLP's failure table says), counted as malformed; a method the service lacks is
+    // UNIMPLEMENTED.
+    let grpc_status_of = |method: &'static str, message: &'static [u8]| {
+        let h2 = h2.clone();
+        let url = format!("{}/opentelemetry.proto.collector.{method}", m.grpc_url());
+        async move {
+            let mut frame = vec![0u8];
+            frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+            frame.extend_from_slice(message);
+            let r = h2
+                .post(url)
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(frame)
+                .send()
+                .await
+                .unwrap();
+            let status = r.headers().get("grpc-status").cloned();
+            let message = r.headers().get("grpc-message").cloned();
+            (status.map(|v| v.to_str().unwrap().to_owned()), message)
+        }
+    };
+    let (code, message) = grpc_status_of("trace.v1.TraceService/Export", &[0x0a, 0xff]).await;
+    assert_eq!(code.as_deref(), Some("3"), "{message:?}");
+    assert!(
+        message.is_some_and(|m| m.to_str().unwrap().contains("invalid%20OTLP%20protobuf")),
+        "the error says what is wrong"
+    );
+    let (code, _) = grpc_status_of("logs.v1.LogsService/Export", &[0x0a, 0xff]).await;
+    assert_eq!(code.as_deref(), Some("3"));
+    let (code, _) = grpc_status_of("trace.v1.TraceService/Import", &[]).await;
+    assert_eq!(code.as_deref(), Some("12"));
+    let metrics = client
+        .get(format!("http://{}/metrics", m.api))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l.contains("malformed")
+            && l.contains("signal=\"traces\"")
+            && l.contains("protocol=\"grpc\"")
+            && l.ends_with(" 1")),
+        "the malformed gRPC request is counted"
+    );
+
     // SQL: writing, reading files and exhausting memory each end in an error, not a crash.
     let sql = |query: &'static str| {
         let client = client.clone();

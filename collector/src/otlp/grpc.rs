@@ -1,32 +1,24 @@
 //! OTLP/gRPC receiver: the `TraceService`, `MetricsService` and `LogsService` Export methods,
 //! accepting gzip- and zstd-compressed requests.
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use std::convert::Infallible;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
-use tonic::codec::CompressionEncoding;
+use bytes::Buf;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings};
+use tonic::codegen::{http, Body, BoxFuture, Context, Poll, Service, StdError};
+use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
 use tonic::transport::server::Router;
 use tonic::{Request, Response, Status};
+use tonic_prost::ProstEncoder;
 use tonic_types::{ErrorDetails, StatusExt};
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use super::{ExportRequest, Intake, IntakeError, Protocol, Sender};
 use crate::auth::{Auth, Caller, Scope};
@@ -120,56 +112,139 @@ impl GrpcReceiver {
         max_message: usize,
         auth: Auth,
     ) -> Router {
-        let traces = TraceServiceServer::new(self.clone())
-            .accept_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Zstd)
-            .max_decoding_message_size(max_message);
-        let metrics = MetricsServiceServer::new(self.clone())
-            .accept_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Zstd)
-            .max_decoding_message_size(max_message);
-        let logs = LogsServiceServer::new(self.clone())
-            .accept_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Zstd)
-            .max_decoding_message_size(max_message);
         let admit = |signal| Admit {
             auth: auth.clone(),
             intake: self.intake.clone(),
             signal,
         };
         server
-            .add_service(InterceptedService::new(traces, admit(Signal::Traces)))
-            .add_service(InterceptedService::new(metrics, admit(Signal::Metrics)))
-            .add_service(InterceptedService::new(logs, admit(Signal::Logs)))
+            .add_service(InterceptedService::new(
+                ExportServer::<ExportTraceServiceRequest>::new(self.clone(), max_message),
+                admit(Signal::Traces),
+            ))
+            .add_service(InterceptedService::new(
+                ExportServer::<ExportMetricsServiceRequest>::new(self.clone(), max_message),
+                admit(Signal::Metrics),
+            ))
+            .add_service(InterceptedService::new(
+                ExportServer::<ExportLogsServiceRequest>::new(self.clone(), max_message),
+                admit(Signal::Logs),
+            ))
     }
 }
 
-#[tonic::async_trait]
-impl TraceService for GrpcReceiver {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        GrpcReceiver::export(self, request).await
+/// One OTLP `Export` service, for requests of type `R`: what tonic's generated server does
+/// (gzip and zstd requests, a message size limit, `Unimplemented` for any other method), but
+/// decoding with [`SliceDecoder`].
+struct ExportServer<R> {
+    receiver: GrpcReceiver,
+    max_message: usize,
+    request: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for ExportServer<R> {
+    fn clone(&self) -> Self {
+        Self {
+            receiver: self.receiver.clone(),
+            max_message: self.max_message,
+            request: PhantomData,
+        }
     }
 }
 
-#[tonic::async_trait]
-impl MetricsService for GrpcReceiver {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        GrpcReceiver::export(self, request).await
+impl<R: ExportRequest> ExportServer<R> {
+    fn new(receiver: GrpcReceiver, max_message: usize) -> Self {
+        Self {
+            receiver,
+            max_message,
+            request: PhantomData,
+        }
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for GrpcReceiver {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        GrpcReceiver::export(self, request).await
+impl<R: ExportRequest> NamedService for ExportServer<R> {
+    const NAME: &'static str = R::GRPC_SERVICE;
+}
+
+impl<R, B> Service<http::Request<B>> for ExportServer<R>
+where
+    R: ExportRequest + Sync,
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().strip_prefix('/');
+        if method.and_then(|m| m.strip_prefix(R::GRPC_SERVICE)) != Some("/Export") {
+            return Box::pin(async { Ok(Status::unimplemented("").into_http()) });
+        }
+        let server = self.clone();
+        Box::pin(async move {
+            let mut accept = EnabledCompressionEncodings::default();
+            accept.enable(CompressionEncoding::Gzip);
+            accept.enable(CompressionEncoding::Zstd);
+            let codec = ExportCodec::<R>(server.receiver.intake.clone(), PhantomData);
+            let mut grpc = Grpc::new(codec)
+                .apply_compression_config(accept, EnabledCompressionEncodings::default())
+                .apply_max_message_size_config(Some(server.max_message), None);
+            Ok(grpc.unary(server, request).await)
+        })
+    }
+}
+
+impl<R: ExportRequest + Sync> UnaryService<R> for ExportServer<R> {
+    type Response = R::Response;
+    type Future = BoxFuture<Response<R::Response>, Status>;
+
+    fn call(&mut self, request: Request<R>) -> Self::Future {
+        let receiver = self.receiver.clone();
+        Box::pin(async move { receiver.export(request).await })
+    }
+}
+
+/// Export requests in, responses out, both protobuf; undecodable requests counted in `Intake`.
+struct ExportCodec<R>(Intake, PhantomData<fn() -> R>);
+
+impl<R: ExportRequest> Codec for ExportCodec<R> {
+    type Encode = R::Response;
+    type Decode = R;
+    type Encoder = ProstEncoder<R::Response>;
+    type Decoder = SliceDecoder<R>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder::default()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        SliceDecoder(self.0.clone(), PhantomData)
+    }
+}
+
+/// Decodes a request from the message's bytes as one slice: tonic hands the decoder its
+/// receive buffer, through which prost reads each field about a quarter slower than from a
+/// slice (a `BytesMut` keeps its bookkeeping at every step); taking the message out of the
+/// buffer is free (the buffer is split, not copied). A message that is not the request is
+/// `INVALID_ARGUMENT`, not retryable (OTLP's failure table), as on OTLP/HTTP.
+struct SliceDecoder<R>(Intake, PhantomData<fn() -> R>);
+
+impl<R: ExportRequest> Decoder for SliceDecoder<R> {
+    type Item = R;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<R>, Status> {
+        let message = src.copy_to_bytes(src.remaining());
+        R::decode(message.as_ref()).map(Some).map_err(|e| {
+            self.0.malformed(R::SIGNAL, Protocol::Grpc);
+            status(&IntakeError::Malformed(format!(
+                "invalid OTLP protobuf: {e}"
+            )))
+        })
     }
 }

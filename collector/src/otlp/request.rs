@@ -33,6 +33,8 @@ pub trait ExportRequest: prost::Message + Default + Sized + Send + 'static {
     const SIGNAL: Signal;
     /// The `partial_success` field holding the rejected count, in OTLP/JSON spelling.
     const REJECTED_FIELD: &'static str;
+    /// The gRPC service whose `Export` method takes the request.
+    const GRPC_SERVICE: &'static str;
 
     /// Converts the request to Arrow, stamping the region.
     fn to_arrow(&self, region: &str) -> Result<Converted, ConvertError>;
@@ -64,6 +66,7 @@ impl ExportRequest for ExportTraceServiceRequest {
     type Response = ExportTraceServiceResponse;
     const SIGNAL: Signal = Signal::Traces;
     const REJECTED_FIELD: &'static str = "rejectedSpans";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
 
     fn to_arrow(&self, region: &str) -> Result<Converted, ConvertError> {
         convert::traces_to_arrow(self, region)
@@ -94,6 +97,7 @@ impl ExportRequest for ExportMetricsServiceRequest {
     type Response = ExportMetricsServiceResponse;
     const SIGNAL: Signal = Signal::Metrics;
     const REJECTED_FIELD: &'static str = "rejectedDataPoints";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
 
     fn to_arrow(&self, region: &str) -> Result<Converted, ConvertError> {
         convert::metrics_to_arrow(self, region)
@@ -133,6 +137,7 @@ impl ExportRequest for ExportLogsServiceRequest {
     type Response = ExportLogsServiceResponse;
     const SIGNAL: Signal = Signal::Logs;
     const REJECTED_FIELD: &'static str = "rejectedLogRecords";
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
 
     fn to_arrow(&self, region: &str) -> Result<Converted, ConvertError> {
         convert::logs_to_arrow(self, region)
