@@ -214,14 +214,10 @@ async fn hostile_input_gets_proper_errors_and_the_process_keeps_serving() {
     assert_eq!(code.as_deref(), Some("3"));
     let (code, _) = grpc_status_of("trace.v1.TraceService/Import", &[]).await;
     assert_eq!(code.as_deref(), Some("12"));
-    let metrics = client
-        .get(format!("http://{}/metrics", m.api))
-        .send()
-        .await
-        .unwrap()
-        .text()
+    let metrics = reqwest::get(format!("http://{}/metrics", m.api))
         .await
         .unwrap();
+    let metrics = metrics.text().await.unwrap();
     assert!(
         metrics.lines().any(|l| l.contains("malformed")
             && l.contains("signal=\"traces\"")
