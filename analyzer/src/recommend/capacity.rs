@@ -107,9 +107,7 @@ pub struct CapacityPlanner {
     gauges: BTreeMap<Key, f64>,
     #[serde(with = "crate::pairs")]
     learned: BTreeMap<Key, f64>,
-    #[serde(with = "crate::pairs")]
-    rates: BTreeMap<Key, f64>,
-    /// The newest interval's rate of each route, for routes not (yet) forecast.
+    /// The newest interval's rate of each route (their sum: the service's current rate).
     #[serde(default, with = "crate::pairs")]
     route_rates: BTreeMap<Key, (i64, BTreeMap<String, f64>)>,
     #[serde(with = "crate::pairs")]
@@ -159,38 +157,33 @@ impl CapacityPlanner {
         }
     }
 
-    /// Keeps the newest rate per (region, service) and learns the capacity per instance.
+    /// Keeps the newest rate per route and learns the capacity per instance.
     pub fn observe_red(&mut self, config: &CapacityConfig, points: &[RedPoint]) {
-        let mut rates: BTreeMap<(i64, Key), (f64, f64)> = BTreeMap::new();
+        // Per interval and (region, service): the rate and the worst p99.
+        let mut intervals: BTreeMap<(i64, Key), (f64, f64)> = BTreeMap::new();
         for p in points {
-            let newest = self
-                .route_rates
-                .entry((p.key.region.clone(), p.key.service.clone()))
-                .or_default();
+            let key = (p.key.region.clone(), p.key.service.clone());
+            let rate = p.red.count as f64 / p.interval_s.max(1e-9);
+            let newest = self.route_rates.entry(key.clone()).or_default();
             if p.start_ns > newest.0 {
                 *newest = (p.start_ns, BTreeMap::new());
             }
             if p.start_ns == newest.0 {
-                *newest.1.entry(p.key.route.clone()).or_default() +=
-                    p.red.count as f64 / p.interval_s.max(1e-9);
+                *newest.1.entry(p.key.route.clone()).or_default() += rate;
             }
-            let e = rates
-                .entry((p.start_ns, (p.key.region.clone(), p.key.service.clone())))
-                .or_default();
-            e.0 += p.red.count as f64 / p.interval_s.max(1e-9);
+            let e = intervals.entry((p.start_ns, key)).or_default();
+            e.0 += rate;
             if let Some([_, _, p99]) = p.red.latency_ms {
                 e.1 = e.1.max(p99);
             }
         }
-        for ((_, key), (rate, p99)) in rates {
+        for ((_, key), (rate, p99)) in intervals {
             if let Some(n) = self.current(config, &key.0, &key.1) {
                 if n > 0 && p99 <= config.acceptable_p99_ms {
-                    let per = rate / n as f64;
-                    let learned = self.learned.entry(key.clone()).or_default();
-                    *learned = learned.max(per);
+                    let learned = self.learned.entry(key).or_default();
+                    *learned = learned.max(rate / n as f64);
                 }
             }
-            self.rates.insert(key, rate);
         }
     }
 
@@ -387,15 +380,17 @@ impl CapacityPlanner {
     pub fn headroom(&self, config: &CapacityConfig) -> BTreeMap<Key, f64> {
         let loads = self.loads(config);
         let mut out = BTreeMap::new();
-        for ((region, service), rate) in &self.rates {
-            let key = (region.clone(), service.clone());
+        for (key, (_, routes)) in &self.route_rates {
+            let (region, service) = key;
             let (Some(capacity), Some(n)) = (
-                self.capacity(config, &key),
+                self.capacity(config, key),
                 self.current(config, region, service),
             ) else {
                 continue;
             };
-            let load = loads.get(&key).map_or(*rate, |(l, _)| *l);
+            let load = loads
+                .get(key)
+                .map_or_else(|| routes.values().sum(), |(l, _)| *l);
             let room = capacity * config.target_utilization * f64::from(n) - load;
             out.insert((service.clone(), region.clone()), room);
         }

@@ -139,6 +139,7 @@ impl GrpcReceiver {
 struct ExportServer<R> {
     receiver: GrpcReceiver,
     max_message: usize,
+    accept: EnabledCompressionEncodings,
     request: PhantomData<fn() -> R>,
 }
 
@@ -147,6 +148,7 @@ impl<R> Clone for ExportServer<R> {
         Self {
             receiver: self.receiver.clone(),
             max_message: self.max_message,
+            accept: self.accept,
             request: PhantomData,
         }
     }
@@ -154,9 +156,13 @@ impl<R> Clone for ExportServer<R> {
 
 impl<R: ExportRequest> ExportServer<R> {
     fn new(receiver: GrpcReceiver, max_message: usize) -> Self {
+        let mut accept = EnabledCompressionEncodings::default();
+        accept.enable(CompressionEncoding::Gzip);
+        accept.enable(CompressionEncoding::Zstd);
         Self {
             receiver,
             max_message,
+            accept,
             request: PhantomData,
         }
     }
@@ -187,12 +193,9 @@ where
         }
         let server = self.clone();
         Box::pin(async move {
-            let mut accept = EnabledCompressionEncodings::default();
-            accept.enable(CompressionEncoding::Gzip);
-            accept.enable(CompressionEncoding::Zstd);
             let codec = ExportCodec::<R>(server.receiver.intake.clone(), PhantomData);
             let mut grpc = Grpc::new(codec)
-                .apply_compression_config(accept, EnabledCompressionEncodings::default())
+                .apply_compression_config(server.accept, EnabledCompressionEncodings::default())
                 .apply_max_message_size_config(Some(server.max_message), None);
             Ok(grpc.unary(server, request).await)
         })
@@ -242,9 +245,7 @@ impl<R: ExportRequest> Decoder for SliceDecoder<R> {
         let message = src.copy_to_bytes(src.remaining());
         R::decode(message.as_ref()).map(Some).map_err(|e| {
             self.0.malformed(R::SIGNAL, Protocol::Grpc);
-            status(&IntakeError::Malformed(format!(
-                "invalid OTLP protobuf: {e}"
-            )))
+            status(&IntakeError::undecodable(e))
         })
     }
 }

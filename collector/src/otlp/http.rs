@@ -202,8 +202,7 @@ async fn receive<R: ExportRequest>(
     let total = decoded.saturating_add(body.len() as u64 + raw.len() as u64);
     state.intake.grow(reservation, R::SIGNAL, protocol, total)?;
     match encoding {
-        Encoding::Protobuf => R::decode(raw.as_ref())
-            .map_err(|e| IntakeError::Malformed(format!("invalid OTLP protobuf: {e}"))),
+        Encoding::Protobuf => R::decode(raw.as_ref()).map_err(IntakeError::undecodable),
         Encoding::Json => R::decode_json(&raw).map_err(|e| IntakeError::Malformed(e.to_string())),
     }
 }

@@ -84,6 +84,11 @@ pub enum IntakeError {
 }
 
 impl IntakeError {
+    /// A body that is not the OTLP protobuf message it was sent as.
+    pub fn undecodable(e: prost::DecodeError) -> Self {
+        IntakeError::Malformed(format!("invalid OTLP protobuf: {e}"))
+    }
+
     /// The HTTP status and the gRPC code (also the `google.rpc.Status` code of an OTLP/HTTP
     /// error body) this error is answered with, as the OTLP specification's failure tables say:
     /// only `Overloaded` and `RateLimited` (429 / UNAVAILABLE) are retryable; a denied request gets 401/UNAUTHENTICATED or
